@@ -1,0 +1,67 @@
+// Package mlog is the mail log's vocabulary: the message strings of events
+// and the attribute keys every package uses, so that a key means the same
+// thing in every line and the whole vocabulary can be read in one place.
+//
+// It sits under queue/ because queue is the lowest package that logs and
+// may not import relay. It holds constants only; each package that logs
+// keeps its event helpers in its own events.go.
+//
+// One Info line per message event, always with [QueueID] ([NoQueue] before
+// an ID exists, as Postfix prints NOQUEUE).
+package mlog
+
+// NoQueue is the queue_id of events that happen before a message has an ID.
+const NoQueue = "NOQUEUE"
+
+// Event messages (the slog "msg" of each line).
+const (
+	Received    = "received"     // a message was queued and answered 250
+	Rejected    = "rejected"     // a command or message was refused
+	Delivered   = "delivered"    // a recipient was accepted by the next hop
+	Deferred    = "deferred"     // a recipient's attempt failed temporarily
+	Bounced     = "bounced"      // a recipient failed permanently
+	Expired     = "expired"      // a recipient reached max_lifetime
+	DSNQueued   = "dsn_queued"   // a delivery status notification was queued
+	Held        = "held"         // an administrator held a message
+	Released    = "released"     // an administrator released a message
+	Deleted     = "deleted"      // a message left the queue without delivery
+	Removed     = "removed"      // a message left the queue: every recipient is done
+	AuthFailed  = "auth_failed"  // a login failed; fail2ban matches this line
+	AuthBanned  = "auth_banned"  // a client IP was banned after failures
+	Connected   = "connected"    // a client connected (Debug)
+	Panic       = "panic"        // a recovered panic, with its stack
+	Recovered   = "recovered"    // the queue was loaded at start-up
+	Signed      = "signed"       // a message was DKIM-signed
+	TLSFallback = "tls_fallback" // a STARTTLS handshake failed and plain text was used
+)
+
+// Attribute keys.
+const (
+	QueueID     = "queue_id"
+	From        = "from"         // envelope sender (MAIL FROM); "" is the null sender
+	Rcpt        = "rcpt"         // one envelope recipient
+	RcptCount   = "rcpt_count"   // number of envelope recipients
+	Size        = "size"         // message size in bytes
+	ClientIP    = "client_ip"    // the SMTP client's IP address
+	User        = "user"         // the SASL user name
+	TLS         = "tls"          // TLS version and cipher, or "none"
+	DKIMDomain  = "dkim_domain"  // d= of the signatures we added
+	Stage       = "stage"        // connect, helo, auth, mail, rcpt, data
+	Code        = "code"         // SMTP reply code, e.g. 550
+	Enhanced    = "enhanced"     // enhanced status code, e.g. 5.7.1
+	Reason      = "reason"       // why, for the log only (never sent to clients)
+	NextHop     = "next_hop"     // Postfix-syntax next hop, e.g. smtp:[h]:10025
+	MX          = "mx"           // the host:port actually connected to
+	Reply       = "reply"        // the remote server's reply text
+	Attempt     = "attempt"      // delivery attempt number, from 1
+	NextAttempt = "next_attempt" // when the next attempt is due (RFC 3339)
+	ConnID      = "conn_id"      // per-connection ID for Debug traces
+	Listener    = "listener"     // the listener's name
+	Mechanism   = "mechanism"    // SASL mechanism
+	Error       = "error"        // an internal error
+	Stack       = "stack"        // a panic's stack trace
+	Count       = "count"        // a number of messages
+	Delay       = "delay"        // time since arrival, in seconds
+	DSNID       = "dsn_id"       // queue ID of the DSN a bounce produced
+	BanUntil    = "ban_until"    // end of a ban (RFC 3339)
+)
