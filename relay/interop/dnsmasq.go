@@ -1,0 +1,159 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Zone is the DNS data a test publishes through dnsmasq. Every name must be
+// under a domain listed in Domains, which dnsmasq answers authoritatively
+// (unknown names there get NXDOMAIN and nothing is ever forwarded).
+type Zone struct {
+	// Domains are answered locally, e.g. "example.test".
+	Domains []string
+	// MX records: name → "preference host" entries, e.g. "10 mx1.example.test".
+	// Use "0 ." for a null MX (RFC 7505).
+	MX map[string][]string
+	// A and AAAA records: name → addresses.
+	Hosts map[string][]string
+	// TXT records: name → values, each one TXT record, split into
+	// 255-octet character strings as needed. A value may not contain a
+	// comma (dnsmasq's separator).
+	TXT map[string][]string
+}
+
+// DNS is a running dnsmasq.
+type DNS struct {
+	// Addr is host:port for [dns] server.
+	Addr string
+}
+
+// StartDNS runs dnsmasq on a loopback port serving z, and stops it when the
+// test ends. It returns once dnsmasq answers queries.
+func StartDNS(t testing.TB, z Zone) *DNS {
+	t.Helper()
+	bin := Require(t, "dnsmasq")["dnsmasq"]
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		port, err := freeUDPPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		cmd := exec.Command(bin, z.args(port)...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start dnsmasq: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if err := waitForDNS(addr, z, exited); err != nil {
+			cmd.Process.Kill()
+			<-exited
+			lastErr = fmt.Errorf("%v; dnsmasq said: %s", err, out.String())
+			continue
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-exited
+		})
+		return &DNS{Addr: addr}
+	}
+	t.Fatalf("dnsmasq did not start: %v", lastErr)
+	return nil
+}
+
+func (z Zone) args(port int) []string {
+	args := []string{
+		"--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+		"--conf-file=/dev/null", "--pid-file=", "--user=", "--group=",
+		"--bind-interfaces", "--listen-address=127.0.0.1",
+		"--port=" + strconv.Itoa(port), "--log-facility=-", "--cache-size=0",
+	}
+	// --listen-address with --bind-interfaces keeps dnsmasq on the one
+	// loopback address; --no-resolv and --local domains mean it never
+	// forwards a query anywhere.
+	for _, d := range z.Domains {
+		args = append(args, "--local=/"+d+"/")
+	}
+	for name, recs := range z.MX {
+		for _, r := range recs {
+			pref, host, _ := strings.Cut(r, " ")
+			if host == "." {
+				// dnsmasq's --mx-host cannot express the root name, so
+				// write the RR raw: preference (2 octets) and root (0).
+				p, _ := strconv.Atoi(pref)
+				args = append(args, fmt.Sprintf("--dns-rr=%s,15,%04x00", name, p))
+				continue
+			}
+			args = append(args, fmt.Sprintf("--mx-host=%s,%s,%s", name, host, pref))
+		}
+	}
+	for name, addrs := range z.Hosts {
+		args = append(args, "--host-record="+name+","+strings.Join(addrs, ","))
+	}
+	for name, txts := range z.TXT {
+		for _, txt := range txts {
+			args = append(args, "--txt-record="+name+","+quoteTXT(txt))
+		}
+	}
+	return args
+}
+
+// quoteTXT splits a TXT value into dnsmasq's comma-separated character
+// strings of at most 255 octets. The arguments reach dnsmasq without a
+// shell, so no quoting is needed, but a value may not contain a comma.
+func quoteTXT(s string) string {
+	var parts []string
+	for len(s) > 255 {
+		parts = append(parts, s[:255])
+		s = s[255:]
+	}
+	parts = append(parts, s)
+	return strings.Join(parts, ",")
+}
+
+func freeUDPPort() (int, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// waitForDNS polls until the server answers for one of the zone's domains.
+func waitForDNS(addr string, z Zone, exited <-chan error) error {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	probe := "probe.invalid"
+	if len(z.Domains) > 0 {
+		probe = "probe." + z.Domains[0]
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("dnsmasq exited: %v", err)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := r.LookupTXT(ctx, probe)
+		cancel()
+		var de *net.DNSError
+		if err == nil || (asDNSError(err, &de) && de.IsNotFound) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer from %s", addr)
+}
