@@ -33,6 +33,8 @@ const (
 	Recovered   = "recovered"    // the queue was loaded at start-up
 	Signed      = "signed"       // a message was DKIM-signed
 	TLSFallback = "tls_fallback" // a STARTTLS handshake failed and plain text was used
+	Corrupt     = "corrupt"      // recovery set a damaged message aside in the spool's corrupt/
+	SpoolError  = "spool_error"  // a queued message's state could not be written to disk
 )
 
 // Attribute keys.
