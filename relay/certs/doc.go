@@ -1,12 +1,13 @@
 // Package certs owns where listener certificates come from and the TLS
 // settings every listener uses: a certificate/key file pair (Let's Encrypt's
-// fullchain.pem and privkey.pem) or a throw-away self-signed certificate for
-// development and the demo.
+// fullchain.pem and privkey.pem), ACME through autocert, or a throw-away
+// self-signed certificate for development and the demo.
 //
 // It must not open SMTP listeners, read the configuration file or decide
 // anything about sessions: relay wiring builds a [Source] with [New], hands
-// [Source.ServerConfig] to every TLS listener and calls [Source.Reload] on
-// SIGHUP.
+// [Source.ServerConfig] to every TLS listener, calls [Source.Reload] on
+// SIGHUP, and, for ACME, serves [Source.ServeChallenges] on
+// tls.acme_http_address.
 //
 // Invariants:
 //
@@ -17,6 +18,8 @@
 //   - A certificate pair that fails to load never replaces a working one:
 //     the old pair is served and the failure is logged (or returned, for
 //     [Source.Reload]).
+//   - New never contacts the network; ACME issuance starts at the first
+//     handshake that needs a certificate.
 //
 // # Files and reloading
 //
@@ -34,6 +37,18 @@
 // the next check with the files unchanged, so catching certbot between
 // replacing privkey.pem and fullchain.pem (or a cp half-way through) does not
 // log a false alarm; the old pair keeps being served throughout.
+//
+// # ACME
+//
+// autocert answers tls-alpn-01 (which needs the CA to reach port 443) and
+// http-01 (port 80). An SMTP server owns neither port 443 nor a web site, so
+// only http-01 is used: [Source.ServeChallenges] answers it, acme-tls/1 is
+// never put in NextProtos, and tls-alpn-01 challenges are removed from the
+// CA's answers before autocert sees them, because autocert always tries
+// tls-alpn-01 first and would otherwise fail one validation per issuance.
+// Many SMTP clients send no SNI, so a handshake without SNI, or with a name
+// outside tls.acme_domains, gets the certificate for the hostname (or the
+// first ACME domain when the hostname is not one of them).
 //
 // # Compatibility
 //

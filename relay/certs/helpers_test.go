@@ -375,3 +375,5 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	}
 	return p
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -86,4 +86,7 @@ func TestCertPool_OnlyForSelfSigned(t *testing.T) {
 	if src.CertPool() != nil {
 		t.Errorf("CertPool() for files is non-nil, want nil")
 	}
+	if src.HTTPHandler() != nil {
+		t.Errorf("HTTPHandler() for files is non-nil, want nil")
+	}
 }

@@ -161,6 +161,9 @@ func TestServerConfig_OffersOnlyModernSettings(t *testing.T) {
 			t.Errorf("CipherSuites includes %s, want only ECDHE with AES-GCM or ChaCha20-Poly1305", name)
 		}
 	}
+	if len(cfg.NextProtos) != 0 {
+		t.Errorf("NextProtos = %q, want none (acme-tls/1 only belongs on port 443)", cfg.NextProtos)
+	}
 	if cfg.GetCertificate == nil || len(cfg.Certificates) != 0 {
 		t.Errorf("certificates must come from GetCertificate only, so reloads reach running listeners")
 	}
