@@ -207,13 +207,48 @@ func dsnText(p dsnParams) string {
 		reason := oneLine(r.Reply)
 		if r.Expired {
 			reason = fmt.Sprintf("delivery time expired: the message stayed in the queue for %s; last error: %s",
-				p.Now.Sub(p.Arrival).Round(time.Minute), reason)
+				humanDuration(p.Now.Sub(p.Arrival)), reason)
 		} else if r.RemoteMTA != "" {
 			reason = fmt.Sprintf("host %s said: %s", oneLine(r.RemoteMTA), reason)
 		}
-		fmt.Fprintf(&b, "<%s>: %s\r\n", r.Address, reason)
+		b.WriteString(wrap(fmt.Sprintf("<%s>: %s", r.Address, reason), 76))
 	}
 	return b.String()
+}
+
+// wrap breaks s at spaces into CRLF-terminated lines of about width
+// columns, continuation lines indented, as Postfix formats bounce text
+// (RFC 5322 §2.1.1 asks for lines of at most 78 characters).
+func wrap(s string, width int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(s) {
+		switch {
+		case i == 0:
+		case line+1+len(word) > width:
+			b.WriteString("\r\n    ")
+			line = 4
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// humanDuration formats a queue lifetime the way people say it.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
 }
 
 // diagnosticCode formats RFC 3464 §2.3.6: "smtp; <reply>" for an SMTP

@@ -246,7 +246,9 @@ func (f *fakeDeliverer) Deliver(ctx context.Context, d *Delivery) []Result {
 			res[i] = Result{Recipient: r, Err: readErr}
 		case f.outcome != nil:
 			res[i] = f.outcome(d, r)
-			res[i].Recipient = r
+			if res[i].Recipient == "" {
+				res[i].Recipient = r
+			}
 		default:
 			res[i] = Result{Recipient: r, Reply: "250 2.0.0 Ok", NextHop: "smtp:[sink.example]:25", MX: "192.0.2.1:25", TLS: "TLSv1.3"}
 		}
@@ -283,6 +285,7 @@ type testQueue struct {
 	clock *fakeClock
 	log   *logRecorder
 	deliv *fakeDeliverer
+	stop  func() // stops the running scheduler; nil when none runs
 }
 
 // newTestQueue opens a queue in a fresh directory with a fake clock, a
@@ -314,9 +317,13 @@ func newTestQueue(t *testing.T, edit func(*Options)) *testQueue {
 	return tq
 }
 
-// reopen closes the queue and opens the same spool again, as a restart.
+// reopen stops the scheduler, closes the queue and opens the same spool
+// again, as a restart.
 func (tq *testQueue) reopen(t *testing.T) {
 	t.Helper()
+	if tq.stop != nil {
+		tq.stop()
+	}
 	tq.Queue.Close()
 	q, err := Open(tq.opts)
 	if err != nil {
@@ -332,12 +339,16 @@ func (tq *testQueue) run(t *testing.T) {
 	done := make(chan error, 1)
 	q := tq.Queue
 	go func() { done <- q.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	tq.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(tq.stop)
 }
 
 // commit queues a message and fails the test on error.

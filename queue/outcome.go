@@ -21,12 +21,14 @@ import (
 //     not been reported yet (never for the null sender). If queueing it
 //     fails, the recipients stay unreported and it is retried at the next
 //     attempt.
-//  4. A message with nothing left to do is removed and logged as removed;
-//     otherwise its next attempt is set from the retry schedule and its
-//     record rewritten durably.
+//  4. A message with nothing left to do is removed; otherwise its next
+//     attempt is set from the retry schedule and its record rewritten
+//     durably.
+//  5. The attempt's slot is released, m rescheduled unless held, and only
+//     then the outcome logged.
 //
-// It returns when m is next due and whether to schedule it. m.mu is held.
-func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []Result) (time.Time, bool) {
+// m.mu is held.
+func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []Result) {
 	rec := m.rec
 	now := q.now()
 	delay := now.Sub(rec.Arrival)
@@ -94,6 +96,35 @@ func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []R
 		rec.Attempts++
 	}
 	next := q.nextAttempt(rec, now, shutdown)
+	removed := rec.done()
+	if removed {
+		m.gone = true
+		if err := q.spool.removeMessage(m.id); err != nil {
+			// Recovery removes data without a record; a record left
+			// behind means a repeated delivery, so say so.
+			q.logSpoolError(m.id, err)
+		}
+		q.release(m, nil)
+	} else {
+		if len(outcomes) > 0 {
+			rec.addHistory(historyEntries(outcomes, d.Attempt, now)...)
+		}
+		rec.NextAttempt = next
+		if err := q.spool.writeRecord(rec); err != nil {
+			// The outcome stays in memory and is written with the next
+			// change; a crash before then repeats deliveries, never
+			// loses mail.
+			q.logSpoolError(m.id, err)
+		}
+		if rec.Held {
+			q.release(m, nil)
+		} else {
+			q.release(m, &next)
+		}
+	}
+
+	// Log once the outcome is on disk and the message rescheduled. m.mu is
+	// still held, so the next attempt's lines cannot come first.
 	for _, o := range outcomes {
 		switch o.state {
 		case StateDelivered:
@@ -112,27 +143,9 @@ func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []R
 	if dsnID != "" {
 		q.logDSNQueued(m.id, dsnID, countDSN(rec, dsnID))
 	}
-
-	if rec.done() {
-		m.gone = true
-		if err := q.spool.removeMessage(m.id); err != nil {
-			// Recovery removes data without a record; a record left
-			// behind would mean a repeated delivery, which is logged.
-			q.logSpoolError(m.id, err)
-		}
+	if removed {
 		q.logRemoved(m.id)
-		return time.Time{}, false
 	}
-	if len(outcomes) > 0 {
-		rec.addHistory(historyEntries(outcomes, d.Attempt, now)...)
-	}
-	rec.NextAttempt = next
-	if err := q.spool.writeRecord(rec); err != nil {
-		// The outcome stays in memory and is written with the next change;
-		// a crash before then repeats deliveries, never loses mail.
-		q.logSpoolError(m.id, err)
-	}
-	return next, !rec.Held
 }
 
 // errNoResult stands for a recipient the Deliverer returned no Result for.

@@ -65,8 +65,8 @@ func (q *Queue) Run(ctx context.Context) error {
 func (q *Queue) attempt(ctx context.Context, m *message) {
 	m.mu.Lock()
 	if m.gone {
-		m.mu.Unlock()
 		q.release(m, nil)
+		m.mu.Unlock()
 		return
 	}
 	rec := m.rec
@@ -102,17 +102,11 @@ func (q *Queue) attempt(ctx context.Context, m *message) {
 		q.release(m, nil)
 		return
 	}
-	due, keep := q.finish(ctx, m, d, results)
-	if !keep {
-		q.release(m, nil)
-		return
-	}
-	q.release(m, &due)
+	q.finish(ctx, m, d, results)
 }
 
 // release ends m's attempt: it frees the slot and, when due is non-nil,
-// schedules m again (or forgets it when it is gone). m.mu must be held when
-// due is non-nil.
+// schedules m again; a message that is gone is forgotten. m.mu is held.
 func (q *Queue) release(m *message, due *time.Time) {
 	q.mu.Lock()
 	q.inflight--
