@@ -15,3 +15,14 @@ var (
 	// syntax.
 	ErrMalformed = errors.New("auth: malformed SASL response")
 )
+
+// Errors of [UsersFile] editing. They are for `smarthost user` only: the
+// SMTP path never returns them, because telling a client that a user does
+// not exist would let it probe for names.
+var (
+	// ErrUserExists means [UsersFile.Add] found the name already present.
+	ErrUserExists = errors.New("auth: user already exists")
+	// ErrUnknownUser means [UsersFile.SetPassword] or [UsersFile.Delete]
+	// did not find the name.
+	ErrUnknownUser = errors.New("auth: no such user")
+)
