@@ -224,7 +224,11 @@ func (q *Queue) setHeld(id ID, held bool) error {
 	}
 	m.rec.Held = held
 	if err := q.spool.writeRecord(m.rec); err != nil {
+		// The new record may have been renamed into place before the
+		// failure (a failed directory fsync): put the old state back on
+		// disk too, so a restart agrees with what the caller was told.
 		m.rec.Held = !held
+		q.spool.writeRecord(m.rec)
 		return err
 	}
 	q.mu.Lock()

@@ -231,6 +231,11 @@ func TestRecordUpdate_FailureKeepsOldState(t *testing.T) {
 			if hasTemporaries(spoolFiles(t, tq.opts.Dir)) {
 				t.Errorf("temporaries left: %q", spoolFiles(t, tq.opts.Dir))
 			}
+			tq.opts.FS = nil
+			tq.reopen(t)
+			if l := tq.List(); len(l) != 1 || l[0].Held {
+				t.Errorf("after a failed Hold and a restart: %+v, want the message not held", l)
+			}
 		})
 	}
 }

@@ -1,6 +1,10 @@
 package queue
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
 
 // ErrStorage wraps every failure to write a message durably (disk full,
 // I/O error, failed fsync). A session that sees it must answer 452 4.3.1,
@@ -24,7 +28,17 @@ type storageError struct {
 }
 
 func (e *storageError) Error() string {
-	return "queue: " + e.op + " " + e.path + ": " + e.err.Error()
+	// The os errors repeat the operation and path; keep only their cause.
+	cause := e.err
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(e.err, &pe):
+		cause = pe.Err
+	case errors.As(e.err, &le):
+		cause = le.Err
+	}
+	return "queue: " + e.op + " " + e.path + ": " + cause.Error()
 }
 
 func (e *storageError) Unwrap() []error { return []error{ErrStorage, e.err} }

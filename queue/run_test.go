@@ -82,15 +82,29 @@ func TestRun_LimitsConcurrency(t *testing.T) {
 		commit(t, tq.Queue, testEnvelope(), testHeader, testBody)
 	}
 	tq.run(t)
-	for i := range messages {
+	waitStart := func() {
 		select {
 		case <-tq.deliv.started:
 		case <-time.After(waitLimit):
-			t.Fatalf("only %d of %d deliveries started", i, messages)
+			t.Fatalf("a delivery did not start")
 		}
+	}
+	// Fill every slot, then free one at a time: each release lets exactly
+	// one more start.
+	started := 0
+	for ; started < limit; started++ {
+		waitStart()
+	}
+	for range messages {
 		tq.deliv.block <- struct{}{}
+		if started < messages {
+			waitStart()
+			started++
+		}
 	}
 	tq.log.wait(t, messages, mlog.Removed)
+	tq.deliv.mu.Lock()
+	defer tq.deliv.mu.Unlock()
 	if tq.deliv.maxInflight != limit {
 		t.Errorf("most deliveries in flight = %d, want %d", tq.deliv.maxInflight, limit)
 	}
