@@ -243,7 +243,7 @@ func ParseNextHop(s string) (NextHop, error) {
 		if i := strings.IndexByte(rest, ':'); i >= 0 {
 			t := Transport(strings.ToLower(rest[:i]))
 			if t != TransportSMTP && t != TransportSMTPS {
-				return NextHop{}, fmt.Errorf("unknown transport %q; use smtp: or smtps:", rest[:i])
+				return NextHop{}, fmt.Errorf("unknown transport %q; use smtp or smtps", rest[:i])
 			}
 			h.Transport = t
 			rest = rest[i+1:]

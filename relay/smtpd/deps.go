@@ -1,0 +1,77 @@
+package smtpd
+
+import (
+	"io"
+	"net/netip"
+
+	"smarthost/queue"
+)
+
+// The session depends on the rest of smarthost only through these small
+// interfaces; relay wires the real implementations (queue, auth,
+// relay/dkim, relay/route) and tests may pass fakes.
+
+// Spool is where accepted messages go: the durable queue.
+type Spool interface {
+	// Create starts a message and assigns its queue ID.
+	Create() (Draft, error)
+}
+
+// Draft is a message being written to the spool. Write streams the content;
+// Commit makes it durable and visible to delivery, after which (and only
+// after which) the client may be told 250. Abort discards it.
+type Draft interface {
+	ID() queue.ID
+	io.Writer
+	Commit(env queue.Envelope, header []byte) error
+	Abort()
+}
+
+// Authenticator checks SASL credentials and tracks failures per client IP.
+type Authenticator interface {
+	// Authenticate returns nil when the credentials are valid. A banned
+	// client gets an error wrapping auth.ErrBanned without any password
+	// being hashed; wrong credentials wrap auth.ErrInvalidCredentials.
+	Authenticate(ip netip.Addr, username, password string) AuthResult
+	// Banned reports whether ip is currently refused.
+	Banned(ip netip.Addr) bool
+}
+
+// AuthResult is the outcome of one login attempt.
+type AuthResult struct {
+	Err error
+	// NewBan is true when this failure made the client IP banned.
+	NewBan bool
+	// BanUntil is when the ban ends, if the IP is banned.
+	BanUntil string
+}
+
+// SenderPolicy says which addresses an authenticated user may send as.
+type SenderPolicy interface {
+	Allowed(user, addr string) bool
+}
+
+// Destinations says which recipients an mx listener accepts: relay domains
+// and addresses routed by the transport map.
+type Destinations interface {
+	IsRelayDestination(addr string) bool
+}
+
+// MessageSigner is what the session needs from relay/dkim.
+type MessageSigner interface {
+	// ParseFrom returns the one address of the header's one From: field,
+	// or an error wrapping a reason the reply table knows.
+	ParseFrom(header []byte) (string, error)
+	// Begin returns a signer for a message with this header whose From
+	// address is from, or nil when no key signs for it. The body that
+	// follows the header is then written to the BodySigner.
+	Begin(header []byte, from string) (BodySigner, error)
+}
+
+// BodySigner hashes a message body as it streams past.
+type BodySigner interface {
+	io.Writer
+	// Finish returns the DKIM-Signature header fields to prepend
+	// (CRLF-terminated) and the signing domain.
+	Finish() (header []byte, domain string, err error)
+}

@@ -1,0 +1,218 @@
+package smtpd
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"smarthost/auth"
+	"smarthost/config"
+	"smarthost/queue/mlog"
+	"smarthost/relay/address"
+	"smarthost/relay/reply"
+)
+
+// session is one client's SMTP dialogue from HELO/EHLO on (go-smtp makes a
+// new one after STARTTLS). go-smtp calls its methods from the connection's
+// goroutine only, so it needs no locking.
+type session struct {
+	srv      *Server
+	o        *Options
+	conn     *smtp.Conn
+	log      *slog.Logger
+	connID   uint64
+	clientIP netip.Addr
+	tls      *tls.ConnectionState
+	user     string // SASL user once AUTH succeeded
+
+	// The transaction (MAIL … DATA); cleared by Reset.
+	from     *address.Address
+	mailOpts smtp.MailOptions
+	rcpts    []string
+	seen     map[string]bool
+}
+
+var (
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.AuthSession = (*session)(nil)
+)
+
+// trusted reports whether the client is in trusted_networks.
+func (s *session) trusted() bool {
+	for _, p := range s.o.TrustedNetworks {
+		if p.Contains(s.clientIP) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayRelay reports whether this client may send mail anywhere: on a
+// submission listener, an authenticated user or a trusted network.
+func (s *session) mayRelay() bool {
+	return s.srv.role == config.RoleSubmission && (s.user != "" || s.trusted())
+}
+
+func (s *session) tlsSummary() string {
+	if s.tls == nil {
+		return "none"
+	}
+	return tlsVersionName(s.tls.Version) + " " + tls.CipherSuiteName(s.tls.CipherSuite)
+}
+
+// Reset implements smtp.Session.
+func (s *session) Reset() {
+	s.from = nil
+	s.mailOpts = smtp.MailOptions{}
+	s.rcpts = nil
+	s.seen = nil
+}
+
+// Logout implements smtp.Session.
+func (s *session) Logout() error { return nil }
+
+// AuthMechanisms implements smtp.AuthSession. AUTH is offered only on
+// submission listeners, and go-smtp advertises it only over TLS.
+func (s *session) AuthMechanisms() []string {
+	if s.srv.role != config.RoleSubmission || s.o.Auth == nil {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth implements smtp.AuthSession. go-smtp has already refused AUTH
+// without TLS (RFC 4954 §4) and after a successful AUTH.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.srv.role != config.RoleSubmission || s.o.Auth == nil {
+		s.logRejected("", "auth", reply.AuthNotOffered, "AUTH on a listener without AUTH")
+		return nil, reply.AuthNotOffered.SMTP()
+	}
+	// Check the ban before anything else, so a banned client costs nothing.
+	if s.o.Auth.Banned(s.clientIP) {
+		s.logAuthFailed(mech, "", reply.AuthBanned)
+		return nil, reply.AuthBanned.SMTP()
+	}
+	check := func(username, password string) error {
+		res := s.o.Auth.Authenticate(s.clientIP, username, password)
+		if res.Err == nil {
+			s.user = username
+			s.log.Debug("authenticated", slog.String(mlog.User, username), slog.String(mlog.Mechanism, mech))
+			return nil
+		}
+		r := reply.Classify(res.Err)
+		s.logAuthFailed(mech, username, r)
+		if res.NewBan {
+			s.logAuthBanned(res.BanUntil)
+		}
+		return r.SMTP()
+	}
+	switch mech {
+	case sasl.Plain:
+		return auth.NewPlainServer(check), nil
+	case sasl.Login:
+		return auth.NewLoginServer(check), nil
+	}
+	s.logRejected("", "auth", reply.AuthMechanism, "unsupported mechanism "+mech)
+	return nil, reply.AuthMechanism.SMTP()
+}
+
+// Mail implements smtp.Session.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.srv.role == config.RoleSubmission && !s.mayRelay() {
+		return s.reject("mail", reply.AuthRequired, "MAIL without AUTH from an untrusted network", slog.String(mlog.From, from))
+	}
+	var a address.Address
+	if from != "" {
+		var err error
+		a, err = address.Parse(from)
+		if err != nil {
+			r := reply.BadSenderSyntax
+			if errors.Is(err, address.ErrTooLong) {
+				r = reply.AddressTooLong
+			}
+			return s.reject("mail", r, err.Error(), slog.String(mlog.From, from))
+		}
+	}
+	if opts == nil {
+		opts = &smtp.MailOptions{}
+	}
+	if !a.IsASCII() && !opts.UTF8 {
+		return s.reject("mail", reply.UTF8Required, "non-ASCII sender without SMTPUTF8", slog.String(mlog.From, from))
+	}
+	if s.user != "" && !a.IsNull() && s.o.Senders != nil && !s.o.Senders.Allowed(s.user, a.String()) {
+		return s.reject("mail", reply.SenderNotOwned, "MAIL FROM not allowed for user "+s.user, slog.String(mlog.From, from))
+	}
+	s.from = &a
+	s.mailOpts = *opts
+	return nil
+}
+
+// Rcpt implements smtp.Session.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	a, err := address.Parse(to)
+	if err != nil {
+		r := reply.BadRecipientSyntax
+		if errors.Is(err, address.ErrTooLong) {
+			r = reply.AddressTooLong
+		}
+		return s.reject("rcpt", r, err.Error(), slog.String(mlog.Rcpt, to))
+	}
+	if !a.IsASCII() && !s.mailOpts.UTF8 {
+		return s.reject("rcpt", reply.UTF8Required, "non-ASCII recipient without SMTPUTF8", slog.String(mlog.Rcpt, to))
+	}
+	// Sender-specified routing and address literals are refused for every
+	// client and role: a downstream MTA (the home server) might act on
+	// user%host or host!user and relay on our behalf, and a literal skips
+	// MX routing. Postfix refuses the first for untrusted clients
+	// (allow_untrusted_routing = no); we refuse both for everyone, since
+	// no legitimate submission needs them.
+	switch {
+	case a.HasRouting():
+		return s.reject("rcpt", reply.RelayDenied, "sender-specified routing in recipient", slog.String(mlog.Rcpt, to))
+	case a.IsLiteral():
+		return s.reject("rcpt", reply.RelayDenied, "address literal recipient", slog.String(mlog.Rcpt, to))
+	}
+	switch s.srv.role {
+	case config.RoleMX:
+		if !s.o.Destinations.IsRelayDestination(a.String()) {
+			return s.reject("rcpt", reply.RelayDenied, "recipient domain is not a relay domain", slog.String(mlog.Rcpt, to))
+		}
+	case config.RoleSubmission:
+		// MAIL already required AUTH or a trusted network.
+		if !s.mayRelay() {
+			return s.reject("rcpt", reply.AuthRequired, "RCPT without AUTH", slog.String(mlog.Rcpt, to))
+		}
+	}
+	w := a.String()
+	if s.seen == nil {
+		s.seen = make(map[string]bool)
+	}
+	if !s.seen[w] {
+		s.seen[w] = true
+		s.rcpts = append(s.rcpts, w)
+	}
+	return nil
+}
+
+// reject logs a refused command and returns its reply for go-smtp.
+func (s *session) reject(stage string, r reply.Reply, reason string, extra ...slog.Attr) error {
+	s.logRejected("", stage, r, reason, extra...)
+	return r.SMTP()
+}
+
+// fromString is the envelope sender for logs and the queue.
+func (s *session) fromString() string {
+	if s.from == nil {
+		return ""
+	}
+	return s.from.String()
+}
+
+func (s *session) String() string {
+	return fmt.Sprintf("session %d from %s", s.connID, s.clientIP)
+}
