@@ -158,7 +158,7 @@ func Open(opts Options) (*Queue, error) {
 		return nil, err
 	}
 	q.lock = lock
-	if err := q.recover(); err != nil {
+	if err := q.load(); err != nil {
 		lock.release()
 		return nil, err
 	}
@@ -169,8 +169,8 @@ func Open(opts Options) (*Queue, error) {
 // no session can call [Queue.Create]; the Queue must not be used after.
 func (q *Queue) Close() error { return q.lock.release() }
 
-// recover loads the spool; see [Open].
-func (q *Queue) recover() error {
+// load recovers and loads the spool; see [Open].
+func (q *Queue) load() error {
 	s := q.spool
 	entries, err := s.fs.ReadDir(s.dir)
 	if err != nil {
