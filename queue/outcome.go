@@ -31,19 +31,34 @@ import (
 func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []Result) {
 	rec := m.rec
 	now := q.now()
-	delay := now.Sub(rec.Arrival)
 	shutdown := ctx.Err() != nil
 	attempted := len(d.Recipients) > 0 && !shutdown
 
-	var outcomes []outcome
-	byAddr := make(map[string]*Recipient, len(d.Recipients))
-	for _, a := range d.Recipients {
+	outcomes := applyResults(rec, d.Recipients, results, now, shutdown)
+	var expired []*Recipient
+	if attempted {
+		expired = expire(rec, now, q.opts.MaxLifetime)
+		rec.Attempts++
+	}
+	dsnID := q.notify(rec, now)
+	next := q.nextAttempt(rec, now, shutdown)
+	removed := q.store(m, outcomes, d.Attempt, now, next)
+	q.logOutcome(m.id, rec, attemptSummary{outcomes: outcomes, expired: expired, attempt: d.Attempt,
+		delay: now.Sub(rec.Arrival), next: next, dsnID: dsnID, removed: removed})
+}
+
+// applyResults moves each recipient of the attempt to the state its result
+// gives and returns the outcomes in result order (step 1 of finish).
+func applyResults(rec *record, due []string, results []Result, now time.Time, shutdown bool) []outcome {
+	byAddr := make(map[string]*Recipient, len(due))
+	for _, a := range due {
 		for i := range rec.Recipients {
 			if rec.Recipients[i].Address == a {
 				byAddr[a] = &rec.Recipients[i]
 			}
 		}
 	}
+	var outcomes []outcome
 	apply := func(res Result) {
 		r := byAddr[res.Recipient]
 		if r == nil {
@@ -71,33 +86,39 @@ func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []R
 		apply(res)
 	}
 	if !shutdown {
-		for _, a := range d.Recipients {
+		for _, a := range due {
 			if byAddr[a] != nil {
 				apply(Result{Recipient: a, Err: errNoResult, Reply: "deliverer returned no result for this recipient"})
 			}
 		}
 	}
+	return outcomes
+}
 
+// expire fails the deferred recipients of a message that has been queued
+// for lifetime or longer (step 2 of finish) and returns them.
+func expire(rec *record, now time.Time, lifetime time.Duration) []*Recipient {
+	if now.Before(rec.Arrival.Add(lifetime)) {
+		return nil
+	}
 	var expired []*Recipient
-	if deadline := rec.Arrival.Add(q.opts.MaxLifetime); attempted && !now.Before(deadline) {
-		for i := range rec.Recipients {
-			if r := &rec.Recipients[i]; r.State == StateDeferred {
-				r.State, r.Expired, r.Updated = StateFailed, true, now
-				if r.Status == "" {
-					r.Status = "4.4.7" // RFC 3463: delivery time expired
-				}
-				expired = append(expired, r)
+	for i := range rec.Recipients {
+		if r := &rec.Recipients[i]; r.State == StateDeferred {
+			r.State, r.Expired, r.Updated = StateFailed, true, now
+			if r.Status == "" {
+				r.Status = "4.4.7" // RFC 3463: delivery time expired
 			}
+			expired = append(expired, r)
 		}
 	}
-	dsnID := q.notify(rec, now)
+	return expired
+}
 
-	if attempted {
-		rec.Attempts++
-	}
-	next := q.nextAttempt(rec, now, shutdown)
-	removed := rec.done()
-	if removed {
+// store removes a finished message or writes its new state, then ends the
+// attempt (step 4 and 5 of finish). It reports whether m was removed.
+func (q *Queue) store(m *message, outcomes []outcome, attempt int, now, next time.Time) bool {
+	rec := m.rec
+	if rec.done() {
 		m.gone = true
 		if err := q.spool.removeMessage(m.id); err != nil {
 			// Recovery removes data without a record; a record left
@@ -105,46 +126,60 @@ func (q *Queue) finish(ctx context.Context, m *message, d *Delivery, results []R
 			q.logSpoolError(m.id, err)
 		}
 		q.release(m, nil)
-	} else {
-		if len(outcomes) > 0 {
-			rec.addHistory(historyEntries(outcomes, d.Attempt, now)...)
-		}
-		rec.NextAttempt = next
-		if err := q.spool.writeRecord(rec); err != nil {
-			// The outcome stays in memory and is written with the next
-			// change; a crash before then repeats deliveries, never
-			// loses mail.
-			q.logSpoolError(m.id, err)
-		}
-		if rec.Held {
-			q.release(m, nil)
-		} else {
-			q.release(m, &next)
-		}
+		return true
 	}
+	if len(outcomes) > 0 {
+		rec.addHistory(historyEntries(outcomes, attempt, now)...)
+	}
+	rec.NextAttempt = next
+	if err := q.spool.writeRecord(rec); err != nil {
+		// The outcome stays in memory and is written with the next change;
+		// a crash before then repeats deliveries, never loses mail.
+		q.logSpoolError(m.id, err)
+	}
+	if rec.Held {
+		q.release(m, nil)
+	} else {
+		q.release(m, &next)
+	}
+	return false
+}
 
-	// Log once the outcome is on disk and the message rescheduled. m.mu is
-	// still held, so the next attempt's lines cannot come first.
-	for _, o := range outcomes {
+// attemptSummary is what logOutcome reports of one attempt.
+type attemptSummary struct {
+	outcomes []outcome
+	expired  []*Recipient
+	attempt  int
+	delay    time.Duration
+	next     time.Time
+	dsnID    ID
+	removed  bool
+}
+
+// logOutcome logs an attempt once its outcome is on disk and the message
+// rescheduled. m.mu is still held, so the next attempt's lines cannot
+// come first.
+func (q *Queue) logOutcome(id ID, rec *record, a attemptSummary) {
+	for _, o := range a.outcomes {
 		switch o.state {
 		case StateDelivered:
-			q.logDelivered(m.id, o.res, o.status, d.Attempt, delay)
+			q.logDelivered(id, o.res, o.status, a.attempt, a.delay)
 		case StateFailed:
-			q.logBounced(m.id, o.res, o.status, d.Attempt, delay, dsnIDFor(rec, o.res.Recipient, dsnID))
+			q.logBounced(id, o.res, o.status, a.attempt, a.delay, dsnIDFor(rec, o.res.Recipient, a.dsnID))
 		case StateDeferred:
-			if !isExpired(expired, o.res.Recipient) {
-				q.logDeferred(m.id, o.res, o.status, d.Attempt, delay, next)
+			if !isExpired(a.expired, o.res.Recipient) {
+				q.logDeferred(id, o.res, o.status, a.attempt, a.delay, a.next)
 			}
 		}
 	}
-	for _, r := range expired {
-		q.logExpired(m.id, r, delay, r.DSNID)
+	for _, r := range a.expired {
+		q.logExpired(id, r, a.delay, r.DSNID)
 	}
-	if dsnID != "" {
-		q.logDSNQueued(m.id, dsnID, countDSN(rec, dsnID))
+	if a.dsnID != "" {
+		q.logDSNQueued(id, a.dsnID, countDSN(rec, a.dsnID))
 	}
-	if removed {
-		q.logRemoved(m.id)
+	if a.removed {
+		q.logRemoved(id)
 	}
 }
 

@@ -82,28 +82,32 @@ func runQueue(args []string, std stdio) error {
 		return err
 	}
 	defer c.Close()
+	return queueRequest(c, action, ids, deleteAll, std.out)
+}
 
+// queueRequest sends one admin request and prints its result.
+func queueRequest(c *control.Client, action string, ids []queue.ID, deleteAll bool, out io.Writer) error {
 	switch action {
 	case "list":
 		list, err := c.List()
 		if err != nil {
 			return err
 		}
-		printQueue(std.out, list)
+		printQueue(out, list)
 	case "show":
 		d, err := c.Show(ids[0])
 		if err != nil {
 			return err
 		}
-		printDetail(std.out, d)
+		printDetail(out, d)
 	case "flush":
 		if err := c.Flush(ids...); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
-			fmt.Fprintln(std.out, "flushed: all queued mail not on hold is being retried")
+			fmt.Fprintln(out, "flushed: all queued mail not on hold is being retried")
 		} else {
-			fmt.Fprintf(std.out, "flushed: %s\n", joinIDs(ids))
+			fmt.Fprintf(out, "flushed: %s\n", joinIDs(ids))
 		}
 	case "delete":
 		if deleteAll {
@@ -111,23 +115,23 @@ func runQueue(args []string, std stdio) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(std.out, "deleted: %d messages\n", n)
+			fmt.Fprintf(out, "deleted: %d messages\n", n)
 			return nil
 		}
 		if err := c.Delete(ids...); err != nil {
 			return err
 		}
-		fmt.Fprintf(std.out, "deleted: %s\n", joinIDs(ids))
+		fmt.Fprintf(out, "deleted: %s\n", joinIDs(ids))
 	case "hold":
 		if err := c.Hold(ids[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(std.out, "held: %s (release it with 'smarthost queue release %s')\n", ids[0], ids[0])
+		fmt.Fprintf(out, "held: %s (release it with 'smarthost queue release %s')\n", ids[0], ids[0])
 	case "release":
 		if err := c.Release(ids[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(std.out, "released: %s\n", ids[0])
+		fmt.Fprintf(out, "released: %s\n", ids[0])
 	}
 	return nil
 }
