@@ -3,7 +3,8 @@
 // from an error to the reply a client sees.
 //
 // It must not import any smarthost package that could import it back; it may
-// recognise errors of lower packages (queue, auth) by their sentinels.
+// recognise errors of lower packages (queue, auth, relay/dkim) by their
+// sentinels.
 //
 // Invariants, checked by a table test: every reply has an enhanced status
 // code (RFC 2034/3463) whose class matches the first digit of the code, and
@@ -23,6 +24,7 @@ import (
 
 	"smarthost/auth"
 	"smarthost/queue"
+	"smarthost/relay/dkim"
 )
 
 // Reply is one SMTP reply: the three-digit code, the enhanced status code
@@ -152,6 +154,14 @@ func Classify(err error) Reply {
 		return AuthBanned
 	case errors.Is(err, auth.ErrMalformed):
 		return AuthMalformed
+	case errors.Is(err, dkim.ErrNoFrom):
+		return NoFromHeader
+	case errors.Is(err, dkim.ErrMultipleFrom):
+		return MultipleFromHeaders
+	case errors.Is(err, dkim.ErrBadFrom):
+		return BadFromHeader
+	case errors.Is(err, dkim.ErrHeaderTooBig):
+		return HeaderTooBig
 	case errors.Is(err, smtp.ErrDataTooLarge):
 		return MessageTooBig
 	case errors.Is(err, smtp.ErrTooLongLine):

@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"smarthost/config"
 	"smarthost/queue"
 	"smarthost/queue/mlog"
+	"smarthost/relay/dkim"
 	"smarthost/relay/reply"
 )
 
@@ -60,12 +60,12 @@ func (s *session) receive(r io.Reader) (string, envelopeSummary, error) {
 	maxLine := int(s.o.Limits.MaxLineLength.Bytes)
 	in := bufio.NewReaderSize(newLineNormalizer(&deadlineReader{r: r, s: s}, maxLine), 32<<10)
 
-	header, err := readHeader(in, int(s.o.Limits.MaxHeaderSize.Bytes))
+	header, err := dkim.ReadHeader(in, int(s.o.Limits.MaxHeaderSize.Bytes))
 	if err != nil {
 		return "", envelopeSummary{}, err
 	}
 
-	var signer BodySigner
+	var signer *dkim.Signer
 	if s.srv.role == config.RoleSubmission {
 		signer, err = s.checkAndSign(header)
 		if err != nil {
@@ -87,9 +87,8 @@ func (s *session) receive(r io.Reader) (string, envelopeSummary, error) {
 
 	var body io.Writer = draft
 	if signer != nil {
-		if _, err := signer.Write(header); err != nil {
-			return id, envelopeSummary{}, reply.LocalError.Because(err)
-		}
+		// The signer has the header already; it hashes the body as it
+		// streams to the spool.
 		body = io.MultiWriter(draft, signer)
 	}
 	if _, err := draft.Write(header); err != nil {
@@ -103,14 +102,14 @@ func (s *session) receive(r io.Reader) (string, envelopeSummary, error) {
 	var prepend []byte
 	summary := envelopeSummary{from: s.fromString(), rcptCount: len(s.rcpts)}
 	if signer != nil {
-		sig, domain, err := signer.Finish()
+		sigs, err := signer.Finish()
 		if err != nil {
 			// A key matched but signing failed: never send the message
 			// unsigned (DESIGN: security invariants).
 			return id, envelopeSummary{}, reply.LocalError.Because(err)
 		}
-		prepend = append(prepend, sig...)
-		summary.dkimDomain = domain
+		prepend = append(prepend, sigs.Header...)
+		summary.dkimDomain = sigs.Domain
 	}
 	prepend = append(prepend, receivedHeader(receivedInfo{
 		helo:     s.conn.Hostname(),
@@ -156,51 +155,24 @@ func (s *session) tlsOrEmpty() string {
 
 // checkAndSign applies the submission rules to the header: exactly one
 // From: address (DMARC aligns on it, RFC 7489 §6.6.1), which an
-// authenticated user must be allowed to use, and a DKIM signer for it.
-func (s *session) checkAndSign(header []byte) (BodySigner, error) {
-	if s.o.Signer == nil {
-		return nil, nil
-	}
-	from, err := s.o.Signer.ParseFrom(header)
+// authenticated user must be allowed to use, and a DKIM signer for it
+// (nil when no key signs for that address).
+func (s *session) checkAndSign(header []byte) (*dkim.Signer, error) {
+	from, err := dkim.ParseFrom(header)
 	if err != nil {
 		return nil, err
 	}
 	if s.user != "" && s.o.Senders != nil && !s.o.Senders.Allowed(s.user, from) {
 		return nil, reply.FromNotOwned.Because(errors.New("From: " + from + " not allowed for user " + s.user))
 	}
-	signer, err := s.o.Signer.Begin(header, from)
+	if s.o.DKIM == nil {
+		return nil, nil
+	}
+	signer, err := s.o.DKIM.Signer(header, from)
 	if err != nil {
 		return nil, reply.LocalError.Because(err)
 	}
 	return signer, nil
-}
-
-// readHeader reads the header section up to and including the empty line
-// that ends it. A message without an empty line is all header. The section
-// may not exceed max octets.
-func readHeader(r *bufio.Reader, max int) ([]byte, error) {
-	var h bytes.Buffer
-	atLineStart := true
-	for {
-		line, err := r.ReadSlice('\n')
-		if h.Len()+len(line) > max {
-			return nil, reply.HeaderTooBig
-		}
-		h.Write(line)
-		switch {
-		case err == nil:
-			if atLineStart && (bytes.Equal(line, []byte("\r\n"))) {
-				return h.Bytes(), nil
-			}
-			atLineStart = true
-		case errors.Is(err, bufio.ErrBufferFull):
-			atLineStart = false
-		case errors.Is(err, io.EOF):
-			return h.Bytes(), nil
-		default:
-			return nil, err
-		}
-	}
 }
 
 // deadlineReader renews the connection's read deadline before every read of

@@ -7,9 +7,10 @@ import (
 	"smarthost/queue"
 )
 
-// The session depends on the rest of smarthost only through these small
-// interfaces; relay wires the real implementations (queue, auth,
-// relay/dkim, relay/route) and tests may pass fakes.
+// The session depends on the queue, auth and routing only through these
+// small interfaces; relay wires the real implementations (queue, auth,
+// relay/route) and tests may pass fakes. DKIM signing is used directly
+// (relay/dkim), since its work is pure computation.
 
 // Spool is where accepted messages go: the durable queue.
 type Spool interface {
@@ -55,23 +56,4 @@ type SenderPolicy interface {
 // and addresses routed by the transport map.
 type Destinations interface {
 	IsRelayDestination(addr string) bool
-}
-
-// MessageSigner is what the session needs from relay/dkim.
-type MessageSigner interface {
-	// ParseFrom returns the one address of the header's one From: field,
-	// or an error wrapping a reason the reply table knows.
-	ParseFrom(header []byte) (string, error)
-	// Begin returns a signer for a message with this header whose From
-	// address is from, or nil when no key signs for it. The body that
-	// follows the header is then written to the BodySigner.
-	Begin(header []byte, from string) (BodySigner, error)
-}
-
-// BodySigner hashes a message body as it streams past.
-type BodySigner interface {
-	io.Writer
-	// Finish returns the DKIM-Signature header fields to prepend
-	// (CRLF-terminated) and the signing domain.
-	Finish() (header []byte, domain string, err error)
 }

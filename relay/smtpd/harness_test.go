@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +23,7 @@ import (
 	"smarthost/auth"
 	"smarthost/config"
 	"smarthost/queue"
-	"smarthost/relay/reply"
+	"smarthost/relay/dkim"
 )
 
 // memSpool is an in-memory Spool for session tests (production uses the
@@ -148,53 +147,22 @@ func (d domainSet) IsRelayDestination(addr string) bool {
 	return d[strings.ToLower(addr)] || d[strings.ToLower(addr[at+1:])]
 }
 
-// fakeSigner marks messages as signed and records the bytes it hashed; its
-// From parsing is deliberately simple (the real one is relay/dkim's).
-type fakeSigner struct {
-	mu     sync.Mutex
-	signed [][]byte
-}
-
-var (
-	errNoFrom   = reply.NoFromHeader.Because(errors.New("no From"))
-	errManyFrom = reply.MultipleFromHeaders.Because(errors.New("several From"))
-)
-
-func (f *fakeSigner) ParseFrom(header []byte) (string, error) {
-	var froms []string
-	for _, line := range strings.Split(string(header), "\r\n") {
-		if len(line) > 5 && strings.EqualFold(line[:5], "From:") {
-			froms = append(froms, strings.Trim(strings.TrimSpace(line[5:]), "<>"))
-		}
+// testDKIM is a real key table with one Ed25519 key for example.com; the
+// selector "test" record is returned for verification.
+func testDKIM(t *testing.T) (*dkim.Table, dkim.Record) {
+	t.Helper()
+	files, err := dkim.Keygen(dkim.KeygenOptions{Dir: t.TempDir(), Domain: "example.com", Selector: "test", Kind: dkim.KindEd25519})
+	if err != nil {
+		t.Fatal(err)
 	}
-	switch len(froms) {
-	case 0:
-		return "", errNoFrom
-	case 1:
-		return froms[0], nil
+	pattern, _ := config.ParseAddressPattern("*@example.com")
+	table, err := dkim.Load(config.DKIM{Canonicalization: "relaxed/simple", Keys: []config.DKIMKey{
+		{Domain: "example.com", Selector: "test", PrivateKey: files.PrivateKey, Sign: []config.AddressPattern{pattern}},
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return "", errManyFrom
-}
-
-func (f *fakeSigner) Begin(header []byte, from string) (BodySigner, error) {
-	if !strings.HasSuffix(from, "@example.com") {
-		return nil, nil
-	}
-	return &fakeBodySigner{parent: f}, nil
-}
-
-type fakeBodySigner struct {
-	parent *fakeSigner
-	buf    bytes.Buffer
-}
-
-func (b *fakeBodySigner) Write(p []byte) (int, error) { return b.buf.Write(p) }
-
-func (b *fakeBodySigner) Finish() ([]byte, string, error) {
-	b.parent.mu.Lock()
-	b.parent.signed = append(b.parent.signed, b.buf.Bytes())
-	b.parent.mu.Unlock()
-	return []byte("DKIM-Signature: v=1; d=example.com; s=test; b=fake\r\n"), "example.com", nil
+	return table, files.Record
 }
 
 // env is one test server with its fakes.
@@ -204,7 +172,7 @@ type env struct {
 	addr   string
 	spool  *memSpool
 	auth   *fakeAuth
-	signer *fakeSigner
+	record dkim.Record
 	logs   *syncBuffer
 	certs  *x509.CertPool
 }
@@ -227,12 +195,13 @@ func startServer(t *testing.T, eo envOptions) *env {
 		eo.limits(&limits)
 	}
 	e := &env{
-		t:      t,
-		spool:  &memSpool{},
-		auth:   &fakeAuth{users: map[string]string{"alice": "secret"}, maxFailures: 3, failures: map[netip.Addr]int{}},
-		signer: &fakeSigner{},
-		logs:   &syncBuffer{},
+		t:     t,
+		spool: &memSpool{},
+		auth:  &fakeAuth{users: map[string]string{"alice": "secret"}, maxFailures: 3, failures: map[netip.Addr]int{}},
+		logs:  &syncBuffer{},
 	}
+	table, record := testDKIM(t)
+	e.record = record
 	var trusted []netip.Prefix
 	for _, p := range eo.trusted {
 		trusted = append(trusted, netip.MustParsePrefix(p))
@@ -244,7 +213,7 @@ func startServer(t *testing.T, eo envOptions) *env {
 		Destinations:    domainSet{"example.com": true, "special@example.net": true},
 		Auth:            e.auth,
 		Senders:         eo.senders,
-		Signer:          e.signer,
+		DKIM:            table,
 		Spool:           e.spool,
 		Logger:          slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:             func() time.Time { return time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC) },

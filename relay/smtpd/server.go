@@ -16,6 +16,7 @@ import (
 
 	"smarthost/config"
 	"smarthost/queue/mlog"
+	"smarthost/relay/dkim"
 	"smarthost/relay/reply"
 )
 
@@ -35,9 +36,9 @@ type Options struct {
 	// Senders restricts authenticated users' sender addresses; nil allows
 	// any.
 	Senders SenderPolicy
-	// Signer DKIM-signs submission mail; nil signs nothing. Never used on
-	// mx listeners.
-	Signer MessageSigner
+	// DKIM signs submission mail; nil signs nothing. Never used on mx
+	// listeners.
+	DKIM *dkim.Table
 	// Spool receives accepted messages. Required.
 	Spool  Spool
 	Logger *slog.Logger
