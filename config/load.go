@@ -78,6 +78,7 @@ func Parse(path, src string) (*Config, []Problem, error) {
 		return nil, nil, &Error{Problems: []Problem{decodeProblem(path, err)}}
 	}
 	v := &validator{file: path, lines: keyLines(src)}
+	c.lines = v.lines
 	for _, k := range md.Undecoded() {
 		v.errorf(undecodedPath(k), "unknown key", "remove it or check its spelling against the example smarthost.toml")
 	}

@@ -57,6 +57,17 @@ type Config struct {
 
 	// File is the path the configuration was loaded from ("" for [Default]).
 	File string `toml:"-"`
+
+	// lines maps key paths to their line in File, for [Config.Problem].
+	lines map[string]int
+}
+
+// Problem returns a problem about key in this configuration, with the file
+// and line filled in, for checks done after loading (keys, certificates,
+// the users file) to report in the same form as [Load].
+func (c *Config) Problem(key, message, fix string) Problem {
+	v := validator{file: c.File, lines: c.lines}
+	return Problem{File: c.File, Line: v.line(key), Key: key, Message: message, Fix: fix}
 }
 
 // TLS says where listener certificates come from: exactly one of a
