@@ -106,7 +106,7 @@ func (v *validator) listeners(c *Config) {
 		host, port, err := net.SplitHostPort(l.Address)
 		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
 			v.errorf(key("address"), fmt.Sprintf("%q is not host:port", l.Address), `write e.g. ":465" or "127.0.0.1:2525"`)
-		} else if addrs[l.Address] {
+		} else if addrs[l.Address] && port != "0" {
 			v.errorf(key("address"), fmt.Sprintf("%q is used by two listeners", l.Address), "give each listener its own address")
 		}
 		addrs[l.Address] = true

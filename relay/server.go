@@ -1,0 +1,388 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"smarthost/auth"
+	"smarthost/config"
+	"smarthost/queue"
+	"smarthost/queue/control"
+	"smarthost/relay/certs"
+	"smarthost/relay/deliver"
+	"smarthost/relay/dkim"
+	"smarthost/relay/resolve"
+	"smarthost/relay/route"
+	"smarthost/relay/smtpd"
+)
+
+// Options configures [New]. Only Config is required; the rest lets tests
+// and the demo replace what touches the outside world.
+type Options struct {
+	Config *config.Config
+	// Logger receives the mail log; nil discards it.
+	Logger *slog.Logger
+	// Listeners supplies already-open listeners by listener name; names not
+	// in the map are opened from their configured address.
+	Listeners map[string]net.Listener
+	// Resolver replaces the resolver built from the [dns] section.
+	Resolver resolve.Resolver
+	// Dial replaces the outbound dialer (tests map MX hosts to loopback).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// RootCAs replaces the system roots for outbound TLS verification.
+	RootCAs *x509.CertPool
+}
+
+// Server is a running smarthost: listeners, sessions, queue, delivery and
+// the control socket, built from one configuration.
+type Server struct {
+	cfg      atomic.Pointer[config.Config]
+	log      *slog.Logger
+	certs    *certs.Source
+	router   *route.Router
+	deliver  *deliver.Deliverer
+	queue    *queue.Queue
+	control  *control.Server
+	verifier *auth.Verifier
+	guard    *auth.Guard
+	dkim     atomic.Pointer[dkim.Table]
+
+	listeners []listener
+	controlLn net.Listener
+	acmeLn    net.Listener
+}
+
+type listener struct {
+	cfg config.Listener
+	ln  net.Listener
+	srv *smtpd.Server
+}
+
+// New builds every part of the server from the configuration and opens its
+// listeners and spool, but serves nothing until [Server.Run]. On error
+// everything opened so far is closed again.
+func New(opts Options) (s *Server, err error) {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s = &Server{log: log}
+	s.cfg.Store(cfg)
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("relay: state_dir: %w", err)
+	}
+	if needsCertificate(cfg) {
+		s.certs, err = certs.New(certs.Options{TLS: cfg.TLS, Hostname: cfg.Hostname, StateDir: cfg.StateDir, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	table, err := loadDKIM(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.dkim.Store(table)
+	users, err := loadUsers(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier = auth.NewVerifier(users, auth.VerifierOptions{})
+	s.guard = auth.NewGuard(s.verifier, auth.GuardOptions{Limits: auth.LimitsFromConfig(cfg.Auth)})
+
+	res := opts.Resolver
+	if res == nil {
+		res = resolve.New(cfg.DNS.Server, cfg.DNS.Timeout.Duration)
+	}
+	s.router = route.New(cfg, res)
+	s.deliver = deliver.New(cfg, s.router, log)
+	if opts.Dial != nil {
+		s.deliver.Dial = opts.Dial
+	}
+	if opts.RootCAs != nil {
+		s.deliver.RootCAs = opts.RootCAs
+	}
+
+	s.queue, err = queue.Open(queue.Options{
+		Dir:         filepath.Join(cfg.StateDir, "queue"),
+		Hostname:    cfg.Hostname,
+		Retry:       durations(cfg.Delivery.Retry),
+		MaxLifetime: cfg.Delivery.MaxLifetime.Duration,
+		Concurrency: cfg.Delivery.Concurrency,
+		Deliverer:   s.deliver,
+		Logger:      log,
+		SignDSN:     dsnSigner(s.dkim.Load),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.control = control.NewServer(s.queue, log)
+	if s.controlLn, err = control.Listen(control.SocketPath(cfg.StateDir)); err != nil {
+		return nil, err
+	}
+
+	for _, lc := range cfg.Listeners {
+		l := listener{cfg: lc}
+		l.srv, err = smtpd.New(smtpd.Listener{Name: lc.Name, Role: lc.Role, TLS: lc.TLS}, s.serverTLS(lc), s.sessionOptions(cfg))
+		if err != nil {
+			return nil, err
+		}
+		if l.ln = opts.Listeners[lc.Name]; l.ln == nil {
+			if l.ln, err = net.Listen("tcp", lc.Address); err != nil {
+				return nil, fmt.Errorf("relay: listener %q: %w", lc.Name, err)
+			}
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	if s.certs != nil && s.certs.HTTPHandler() != nil {
+		if s.acmeLn, err = net.Listen("tcp", cfg.TLS.ACMEHTTPAddress); err != nil {
+			return nil, fmt.Errorf("relay: tls.acme_http_address: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func needsCertificate(cfg *config.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.TLS != config.TLSNone {
+			return true
+		}
+	}
+	return cfg.TLS.Source() != ""
+}
+
+func (s *Server) serverTLS(lc config.Listener) *tls.Config {
+	if lc.TLS == config.TLSNone || s.certs == nil {
+		return nil
+	}
+	return s.certs.ServerConfig()
+}
+
+// sessionOptions builds what sessions need from cfg and the current keys.
+func (s *Server) sessionOptions(cfg *config.Config) smtpd.Options {
+	trusted := make([]netip.Prefix, len(cfg.TrustedNetworks))
+	for i, n := range cfg.TrustedNetworks {
+		trusted[i] = n.Prefix
+	}
+	return smtpd.Options{
+		Hostname:        cfg.Hostname,
+		Limits:          cfg.Limits,
+		TrustedNetworks: trusted,
+		Destinations:    s.router,
+		Auth:            authenticator{guard: s.guard, timeout: cfg.Limits.Timeout.Duration},
+		Senders:         auth.NewSenders(cfg.Auth.Senders),
+		DKIM:            s.dkim.Load(),
+		Spool:           spool{q: s.queue},
+		Logger:          s.log,
+	}
+}
+
+func loadDKIM(cfg *config.Config) (*dkim.Table, error) {
+	if len(cfg.DKIM.Keys) == 0 {
+		return nil, nil
+	}
+	return dkim.Load(cfg.DKIM)
+}
+
+// loadUsers reads the users file. A missing file means nobody can log in
+// (config validation already warned); a broken one is an error.
+func loadUsers(cfg *config.Config, log *slog.Logger) (*auth.Users, error) {
+	users, err := auth.LoadUsers(cfg.Auth.UsersFile)
+	if errors.Is(err, os.ErrNotExist) {
+		log.Warn("users_file_missing", slog.String("file", cfg.Auth.UsersFile))
+		return nil, nil
+	}
+	return users, err
+}
+
+func durations(ds []config.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Duration
+	}
+	return out
+}
+
+// Addr returns the address listener name listens on, or nil.
+func (s *Server) Addr(name string) net.Addr {
+	for _, l := range s.listeners {
+		if l.cfg.Name == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// CertPool returns the pool that verifies a self-signed listener
+// certificate, or nil when the certificate comes from files or ACME.
+func (s *Server) CertPool() *x509.CertPool {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.CertPool()
+}
+
+// Queue returns the server's queue, for the demo and tests.
+func (s *Server) Queue() *queue.Queue { return s.queue }
+
+// Run serves every listener, delivers queued mail and answers the control
+// socket until ctx is done. Then it stops accepting, gives sessions up to
+// drain to finish, stops delivery (queued mail stays on disk) and closes
+// everything. It returns the first error that stopped a listener early.
+func (s *Server) Run(ctx context.Context, drain time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(s.listeners)+3)
+	var wg sync.WaitGroup
+	start := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	queueDone := make(chan error, 1)
+	go func() { queueDone <- s.queue.Run(ctx) }()
+	start(func() error { return s.control.Serve(s.controlLn) })
+	if s.acmeLn != nil {
+		start(func() error { return s.certs.ServeChallenges(ctx, s.acmeLn) })
+	}
+	for _, l := range s.listeners {
+		start(func() error {
+			if err := l.srv.Serve(l.ln); err != nil {
+				return fmt.Errorf("relay: listener %q: %w", l.cfg.Name, err)
+			}
+			return nil
+		})
+		s.log.Info("listening", slog.String("listener", l.cfg.Name), slog.String("address", l.ln.Addr().String()),
+			slog.String("role", string(l.cfg.Role)), slog.String("tls", string(l.cfg.TLS)))
+	}
+
+	<-ctx.Done()
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), drain)
+	defer cancelShutdown()
+	for _, l := range s.listeners {
+		if err := l.srv.Shutdown(shutdownCtx); err != nil {
+			l.srv.Close()
+		}
+	}
+	s.control.Close()
+	<-queueDone
+	s.deliver.Close()
+	wg.Wait()
+	s.queue.Close()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// closeAll releases what New opened when it fails half-way.
+func (s *Server) closeAll() {
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+	}
+	if s.controlLn != nil {
+		s.controlLn.Close()
+	}
+	if s.acmeLn != nil {
+		s.acmeLn.Close()
+	}
+	if s.queue != nil {
+		s.queue.Close()
+	}
+}
+
+// Reload applies a new configuration without dropping sessions or queued
+// mail: users, DKIM keys, certificates, trusted networks, sender
+// permissions, limits of new sessions and ban limits take effect at once.
+// Settings that routing and delivery were built from (relay domains,
+// transport, delivery, DNS, listeners, hostname, state directory) keep
+// their old values until a restart, and each changed one is logged as
+// such: accepting mail for a new relay domain before delivery knows its
+// transport entry would send it the wrong way. On error nothing changes.
+func (s *Server) Reload(cfg *config.Config) error {
+	table, err := loadDKIM(cfg)
+	if err != nil {
+		return err
+	}
+	users, err := loadUsers(cfg, s.log)
+	if err != nil {
+		return err
+	}
+	if s.certs != nil {
+		if err := s.certs.Reload(); err != nil {
+			return err
+		}
+	}
+	old := s.cfg.Load()
+	for _, key := range needRestart(old, cfg) {
+		s.log.Warn("reload_needs_restart", slog.String("key", key))
+	}
+	cfg = keepRouting(old, cfg)
+	s.dkim.Store(table)
+	s.verifier.Swap(users)
+	s.guard.SetLimits(auth.LimitsFromConfig(cfg.Auth))
+	s.cfg.Store(cfg)
+	opts := s.sessionOptions(cfg)
+	for _, l := range s.listeners {
+		if err := l.srv.SetOptions(opts); err != nil {
+			return err
+		}
+	}
+	s.log.Info("reloaded", slog.String("file", cfg.File))
+	return nil
+}
+
+// needRestart lists the top-level settings that differ between old and new
+// but are only read at start-up.
+func needRestart(old, new *config.Config) []string {
+	var keys []string
+	check := func(key string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			keys = append(keys, key)
+		}
+	}
+	check("hostname", old.Hostname, new.Hostname)
+	check("state_dir", old.StateDir, new.StateDir)
+	check("relay_domains", old.RelayDomains, new.RelayDomains)
+	check("listener", old.Listeners, new.Listeners)
+	check("transport", old.Transport, new.Transport)
+	check("delivery", old.Delivery, new.Delivery)
+	check("dns", old.DNS, new.DNS)
+	check("tls", old.TLS, new.TLS)
+	return keys
+}
+
+// keepRouting returns new with the start-up-only settings of old.
+func keepRouting(old, new *config.Config) *config.Config {
+	c := *new
+	c.Hostname, c.StateDir, c.RelayDomains = old.Hostname, old.StateDir, old.RelayDomains
+	c.Listeners, c.Transport, c.Delivery, c.DNS, c.TLS = old.Listeners, old.Transport, old.Delivery, old.DNS, old.TLS
+	return &c
+}
