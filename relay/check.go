@@ -34,4 +34,3 @@ func Check(cfg *config.Config) []config.Problem {
 	}
 	return problems
 }
-
