@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 )
 
 // command is one subcommand.
@@ -156,6 +155,3 @@ func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
-
-// joinLines is a helper for subcommands printing lists.
-func joinLines(lines []string) string { return strings.Join(lines, "\n") }

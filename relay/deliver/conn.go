@@ -88,6 +88,10 @@ func (d *Deliverer) open(ctx context.Context, id queue.ID, h route.Host, ip neti
 	}
 	c.raw = raw
 	d.debug(c, "connect")
+	// Cancelling ctx closes the connection, which ends any wait for a
+	// reply at once instead of after the command timeout.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
 
 	var nc net.Conn = raw
 	if mode.implicit {
