@@ -403,3 +403,26 @@ z = 6
 		t.Errorf("keyLines found key b inside a multi-line string")
 	}
 }
+
+// TestExampleConfig keeps systemd/smarthost.toml valid: the only problems
+// it may have on a build machine are the files it names not existing.
+func TestExampleConfig(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../systemd/smarthost.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Parse("smarthost.toml", string(src))
+	var cerr *Error
+	if err != nil && !errors.As(err, &cerr) {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cerr == nil {
+		return
+	}
+	for _, p := range cerr.Problems {
+		if !strings.Contains(p.Message, "does not exist") {
+			t.Errorf("example config problem: %s", p)
+		}
+	}
+}
