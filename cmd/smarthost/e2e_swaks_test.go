@@ -232,4 +232,3 @@ func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
 }
-
