@@ -322,28 +322,37 @@ func waitMessages(t *testing.T, s *sink.Sink, n int) []sink.Message {
 }
 
 // headerOf returns the first value of the named header field of a message,
-// unfolded, or "".
+// unfolded and trimmed, or "".
 func headerOf(msg []byte, name string) string {
+	if vs := headerValues(msg, name); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// headerValues returns every value of the named header field in the
+// message's header section, in order, each unfolded and trimmed.
+func headerValues(msg []byte, name string) []string {
 	end := bytes.Index(msg, []byte("\r\n\r\n"))
 	if end < 0 {
 		end = len(msg)
 	}
-	prefix := strings.ToLower(name) + ":"
+	var out []string
 	lines := strings.Split(string(msg[:end]), "\r\n")
 	for i, l := range lines {
-		if !strings.HasPrefix(strings.ToLower(l), prefix) {
+		field, value, ok := strings.Cut(l, ":")
+		if !ok || !strings.EqualFold(field, name) {
 			continue
 		}
-		v := l[len(prefix):]
 		for _, cont := range lines[i+1:] {
 			if cont == "" || (cont[0] != ' ' && cont[0] != '\t') {
 				break
 			}
-			v += cont
+			value += cont
 		}
-		return strings.TrimSpace(v)
+		out = append(out, strings.TrimSpace(value))
 	}
-	return ""
+	return out
 }
 
 // bodyOf returns what follows the header section of a message.
