@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -25,8 +26,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"smarthost/auth"
 	"smarthost/config"
+	"smarthost/queue"
 	"smarthost/relay"
 	"smarthost/relay/dkim"
 	"smarthost/relay/interop"
@@ -241,12 +245,23 @@ func (s *e2eServer) addr(name string) string { return s.Addr(name).String() }
 // waitQueueEmpty waits until the queue holds no message.
 func (s *e2eServer) waitQueueEmpty(t *testing.T) {
 	t.Helper()
+	s.waitQueue(t, "empty", func(l []queue.Summary) bool { return len(l) == 0 })
+}
+
+// waitQueue waits until cond holds for the server's queue; what names the
+// condition in the failure.
+func (s *e2eServer) waitQueue(t *testing.T, what string, cond func([]queue.Summary) bool) []queue.Summary {
+	t.Helper()
 	deadline := time.Now().Add(e2eTimeout)
-	for len(s.Queue().List()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue still holds %d messages after %v", len(s.Queue().List()), e2eTimeout)
+	for {
+		list := s.Queue().List()
+		if cond(list) {
+			return list
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("queue: %s: not reached within %v; queue: %+v", what, e2eTimeout, list)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -498,6 +513,45 @@ func (c *childServer) waitLog(t *testing.T, substr string) {
 func (c *childServer) kill() {
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.exited
+}
+
+// submit sends one message over plain SMTP, as a client in
+// trusted_networks does, and returns the queue ID from the 250 reply.
+func submit(t *testing.T, addr, from string, to []string, msg string) string {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.e2e.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail(from, nil); err != nil {
+		t.Fatalf("MAIL FROM:<%s>: %v", from, err)
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r, nil); err != nil {
+			t.Fatalf("RCPT TO:<%s>: %v", r, err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	if _, err := io.WriteString(w, msg); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatalf("end of DATA: %v", err)
+	}
+	c.Quit()
+	_, id, ok := strings.Cut(resp.StatusText, "queued as ")
+	if !ok {
+		t.Fatalf("end of DATA: reply %q names no queue ID", resp.StatusText)
+	}
+	return id
 }
 
 // smarthostCmd runs the smarthost command in this process and returns its
