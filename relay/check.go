@@ -2,12 +2,14 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
 	"smarthost/auth"
 	"smarthost/config"
 	"smarthost/relay/certs"
+	"smarthost/relay/dkim"
 )
 
 // Check loads what a valid configuration points at — the certificate and
@@ -26,8 +28,13 @@ func Check(cfg *config.Config) []config.Problem {
 			add("tls.cert_file", err, "")
 		}
 	}
-	if _, err := loadDKIM(cfg); err != nil {
-		add("dkim.key", err, "")
+	// One key at a time, so that each problem names its own key and line
+	// rather than "dkim.key" at the first [[dkim.key]].
+	for i, k := range cfg.DKIM.Keys {
+		one := config.DKIM{Canonicalization: cfg.DKIM.Canonicalization, Keys: []config.DKIMKey{k}}
+		if _, err := dkim.Load(one); err != nil {
+			add(fmt.Sprintf("dkim.key[%d].private_key", i), err, "")
+		}
 	}
 	if _, err := auth.LoadUsers(cfg.Auth.UsersFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		add("auth.users_file", err, "fix the line or set the password again with `smarthost user passwd NAME`")
