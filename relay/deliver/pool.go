@@ -20,6 +20,9 @@ type pool struct {
 	mu     sync.Mutex
 	idle   map[poolKey][]*conn
 	closed bool
+	// closing counts connections taken out of the pool to be closed, so
+	// that close can wait for them.
+	closing sync.WaitGroup
 }
 
 func newPool(maxIdle int, idleFor, maxAge time.Duration, now func() time.Time, expire func(*conn)) *pool {
@@ -41,7 +44,7 @@ func (p *pool) get(key poolKey) *conn {
 		c.timer.Stop()
 		now := p.now()
 		if now.Sub(c.idleSince) > p.idleFor || now.Sub(c.created) > p.maxAge {
-			go p.expire(c)
+			p.closing.Go(func() { p.expire(c) })
 			continue
 		}
 		return c
@@ -67,17 +70,13 @@ func (p *pool) put(c *conn) bool {
 // drop closes c if it is still idle when its time is up.
 func (p *pool) drop(c *conn) {
 	p.mu.Lock()
-	found := false
+	defer p.mu.Unlock()
 	for i, x := range p.idle[c.key] {
 		if x == c {
 			p.remove(c.key, i)
-			found = true
-			break
+			p.closing.Go(func() { p.expire(c) })
+			return
 		}
-	}
-	p.mu.Unlock()
-	if found {
-		p.expire(c)
 	}
 }
 
@@ -91,7 +90,8 @@ func (p *pool) remove(key poolKey, i int) {
 	p.idle[key] = list
 }
 
-// close empties the pool and closes every idle connection; later puts are
+// close empties the pool, closes every idle connection and waits until
+// connections already on their way out are closed; later puts are
 // refused.
 func (p *pool) close() {
 	p.mu.Lock()
@@ -102,12 +102,11 @@ func (p *pool) close() {
 	}
 	p.idle = map[poolKey][]*conn{}
 	p.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, c := range all {
 		c.timer.Stop()
-		wg.Go(func() { p.expire(c) })
+		p.closing.Go(func() { p.expire(c) })
 	}
-	wg.Wait()
+	p.closing.Wait()
 }
 
 // limiter bounds the connections in use per destination, like Postfix's
@@ -140,9 +139,15 @@ func (l *limiter) acquire(ctx context.Context, dest string) (release func(), err
 	}
 	s.refs++
 	l.mu.Unlock()
+	release = func() { <-s.sem; l.unref(dest, s) }
 	select {
 	case s.sem <- struct{}{}:
-		return func() { <-s.sem; l.unref(dest, s) }, nil
+		return release, nil
+	default:
+	}
+	select {
+	case s.sem <- struct{}{}:
+		return release, nil
 	case <-ctx.Done():
 		l.unref(dest, s)
 		return nil, ctx.Err()
