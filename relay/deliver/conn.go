@@ -49,6 +49,7 @@ type conn struct {
 	client  *smtp.Client
 	tls     string // "TLSv1.3", or "" for plain text
 	created time.Time
+	queueID queue.ID // the message being sent, for the Debug trace
 
 	// Owned by the pool while the connection is idle.
 	idleSince time.Time
@@ -78,6 +79,7 @@ func (d *Deliverer) open(ctx context.Context, id queue.ID, h route.Host, ip neti
 		name:    h.Name,
 		mx:      hostPort(h, ip),
 		created: d.now(),
+		queueID: id,
 	}
 	dctx, cancel := context.WithTimeout(ctx, d.connectTimeout)
 	raw, err := d.dial(dctx, "tcp", netip.AddrPortFrom(ip, uint16(h.Port)).String())
@@ -93,7 +95,7 @@ func (d *Deliverer) open(ctx context.Context, id queue.ID, h route.Host, ip neti
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 
-	var nc net.Conn = raw
+	nc := raw
 	if mode.implicit {
 		tc, err := d.handshake(ctx, raw, c.name, mode.policy)
 		if err != nil {
@@ -232,7 +234,7 @@ func (d *Deliverer) quit(c *conn) {
 	c.client.CommandTimeout = min(d.commandTimeout, quitTimeout)
 	err := c.client.Quit()
 	c.raw.Close()
-	d.debug(c, "quit", mlog.Error, errString(err))
+	d.debug(c, "quit", mlog.Reply, outcome(c, err))
 }
 
 // tlsVersion names the TLS version as Postfix and OpenSSL write it.
@@ -286,11 +288,4 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return p.Conn.Read(b)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

@@ -280,6 +280,7 @@ func (d *Deliverer) deliverGroup(ctx context.Context, dl *queue.Delivery, g *gro
 	mode := tlsMode{policy: g.policy, implicit: g.hop.Transport == config.TransportSMTPS}
 	for _, h := range hosts {
 		for c := d.pool.get(poolKey{h.Name, h.Port, mode}); c != nil; c = d.pool.get(poolKey{h.Name, h.Port, mode}) {
+			c.queueID = dl.ID
 			if d.reuse(ctx, c) {
 				return d.run(ctx, c, dl, g, a)
 			}
@@ -327,7 +328,7 @@ func (d *Deliverer) reuse(ctx context.Context, c *conn) bool {
 	if err == nil {
 		err = c.client.Hello(d.hostname)
 	}
-	d.debug(c, "rset", mlog.Error, errString(err))
+	d.debug(c, "rset", mlog.Reply, outcome(c, err))
 	if err != nil {
 		c.raw.Close()
 		return false

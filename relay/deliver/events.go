@@ -21,7 +21,7 @@ func (d *Deliverer) debug(c *conn, stage string, args ...any) {
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	attrs := append([]any{mlog.ConnID, c.id, mlog.Stage, stage, mlog.MX, c.mx, mlog.TLS, tlsOrNone(c.tls)}, args...)
+	attrs := append([]any{mlog.QueueID, string(c.queueID), mlog.ConnID, c.id, mlog.Stage, stage, mlog.MX, c.mx, mlog.TLS, tlsOrNone(c.tls)}, args...)
 	d.log.Debug(debugMsg, attrs...)
 }
 

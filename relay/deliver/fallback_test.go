@@ -10,7 +10,7 @@ import (
 
 // transaction is a script for a server that accepts one message.
 func transaction(rcpts ...string) []step {
-	s := []step{greet, ehlo, {expect: "MAIL FROM:", reply: "250 2.1.0 ok"}}
+	s := []step{greet(), ehlo(), {expect: "MAIL FROM:", reply: "250 2.1.0 ok"}}
 	for _, r := range rcpts {
 		s = append(s, step{expect: "RCPT TO:<" + r + ">", reply: "250 2.1.5 ok"})
 	}
@@ -29,11 +29,11 @@ func TestDeliver_MovesOnToTheNextMX(t *testing.T) {
 		{"connection refused", nil, ""},
 		{"421 greeting", []step{{reply: "421 4.3.2 too busy"}}, ""},
 		{"554 greeting", []step{{reply: "554 5.3.2 no SMTP service here"}}, ""},
-		{"EHLO 421", []step{greet, {expect: "EHLO", reply: "421 4.7.0 come back later", close: true}}, ""},
-		{"EHLO and HELO refused", []step{greet, {expect: "EHLO", reply: "502 5.5.1 no"}, {expect: "HELO", reply: "550 5.7.1 go away"}}, ""},
+		{"EHLO 421", []step{greet(), {expect: "EHLO", reply: "421 4.7.0 come back later", close: true}}, ""},
+		{"EHLO and HELO refused", []step{greet(), {expect: "EHLO", reply: "502 5.5.1 no"}, {expect: "HELO", reply: "550 5.7.1 go away"}}, ""},
 		{"connection closed at greeting", []step{{close: true}}, ""},
-		{"no STARTTLS under encrypt", []step{greet, ehlo}, "encrypt"},
-		{"garbage instead of TLS under encrypt", []step{greet,
+		{"no STARTTLS under encrypt", []step{greet(), ehlo()}, "encrypt"},
+		{"garbage instead of TLS under encrypt", []step{greet(),
 			{expect: "EHLO", reply: "250-peer.example.test\n250 STARTTLS"},
 			{expect: "STARTTLS", reply: "220 2.0.0 go ahead\nthis is not a TLS handshake", close: true}}, "encrypt"},
 	}
@@ -110,7 +110,7 @@ func TestDeliver_WhenNoHostAnswers(t *testing.T) {
 func TestDeliver_421MidTransaction(t *testing.T) {
 	t.Parallel()
 	p, addr := startPeer(t,
-		[]step{greet, ehlo,
+		[]step{greet(), ehlo(),
 			{expect: "MAIL FROM:", reply: "250 2.1.0 ok"},
 			{expect: "RCPT TO:<a@mx1only.test>", reply: "250 2.1.5 ok"},
 			{expect: "RCPT TO:<b@mx1only.test>", reply: "421 4.3.2 shutting down", close: true}},
@@ -142,8 +142,8 @@ func TestDeliver_StallsTimeOut(t *testing.T) {
 		script []step
 	}{
 		{"silent after connect", []step{{stall: true}}},
-		{"silent after EHLO", []step{greet, {expect: "EHLO"}, {stall: true}}},
-		{"silent after the final dot", []step{greet, ehlo,
+		{"silent after EHLO", []step{greet(), {expect: "EHLO"}, {stall: true}}},
+		{"silent after the final dot", []step{greet(), ehlo(),
 			{expect: "MAIL FROM:", reply: "250 ok"}, {expect: "RCPT TO:", reply: "250 ok"},
 			{expect: "DATA", reply: "354 go", data: true}, {stall: true}}},
 	}

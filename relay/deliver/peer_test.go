@@ -26,11 +26,13 @@ type step struct {
 	stall bool
 }
 
-// greet and ehlo are the usual opening of a script.
-var (
-	greet = step{reply: "220 peer.example.test ESMTP"}
-	ehlo  = step{expect: "EHLO relay.example.test", reply: "250-peer.example.test\n250-8BITMIME\n250 SIZE"}
-)
+// greet is the usual first step of a script: a 220 greeting.
+func greet() step { return step{reply: "220 peer.example.test ESMTP"} }
+
+// ehlo answers the deliverer's EHLO, offering no STARTTLS.
+func ehlo() step {
+	return step{expect: "EHLO relay.example.test", reply: "250-peer.example.test\n250-8BITMIME\n250 SIZE"}
+}
 
 // peer is a raw SMTP server that follows a script per connection: the
 // n-th connection accepted runs scripts[n] (the last script repeats). It

@@ -149,7 +149,7 @@ func TestDeliver_MayFallsBackToPlainText(t *testing.T) {
 			}
 			msgs, err := s.Wait(waitCtx(t), 1)
 			if r.Err != nil || err != nil || msgs[0].TLS != "" || r.TLS != "" {
-				t.Fatalf("Deliver = %v, sink %v; want delivered in plain text", r.Err, err)
+				t.Fatalf("Deliver = %v, sink %v; want delivered in plain text; log:\n%s", r.Err, err, logs)
 			}
 			if got := s.Connections(); got != 2 {
 				t.Errorf("sink saw %d connections, want 2 (TLS attempt, then plain text)", got)
@@ -166,7 +166,7 @@ func TestDeliver_MayFallsBackToPlainText(t *testing.T) {
 func TestDeliver_STARTTLSRefusedUnderMayContinuesInPlainText(t *testing.T) {
 	t.Parallel()
 	p, addr := startPeer(t, []step{
-		greet,
+		greet(),
 		{expect: "EHLO relay.example.test", reply: "250-peer.example.test\n250 STARTTLS"},
 		{expect: "STARTTLS", reply: "454 4.7.0 TLS not available due to local problem"},
 		{expect: "MAIL FROM:<a@sender.test>", reply: "250 2.1.0 ok"},

@@ -38,7 +38,7 @@ func (d *Deliverer) transaction(c *conn, dl *queue.Delivery, g *group, a attempt
 	// server without it gets 8-bit content as it is: converting it would
 	// break the DKIM signature, and the bytes sent are the bytes queued.
 	err := c.client.Mail(dl.From, &smtp.MailOptions{Size: dl.Size, UTF8: needUTF8})
-	d.debug(c, "mail", mlog.From, dl.From, mlog.Reply, errString(err))
+	d.debug(c, "mail", mlog.From, dl.From, mlog.Reply, outcome(c, err))
 	if err != nil {
 		e := fromReply("MAIL FROM", c.mx, err)
 		return a.failAll(g.rcpts, e), sessionGoesOn(err)
@@ -47,7 +47,7 @@ func (d *Deliverer) transaction(c *conn, dl *queue.Delivery, g *group, a attempt
 	var accepted []string
 	for i, rcpt := range g.rcpts {
 		err := c.client.Rcpt(rcpt, nil)
-		d.debug(c, "rcpt", mlog.Rcpt, rcpt, mlog.Reply, errString(err))
+		d.debug(c, "rcpt", mlog.Rcpt, rcpt, mlog.Reply, outcome(c, err))
 		if err == nil {
 			accepted = append(accepted, rcpt)
 			continue
@@ -78,7 +78,7 @@ func (d *Deliverer) data(c *conn, dl *queue.Delivery, a attempt, accepted []stri
 	defer rc.Close()
 
 	w, err := c.client.Data()
-	d.debug(c, "data", mlog.Reply, errString(err))
+	d.debug(c, "data", mlog.Reply, outcome(c, err))
 	if err != nil {
 		return a.failAll(accepted, fromReply("DATA", c.mx, err)), sessionGoesOn(err)
 	}
@@ -98,15 +98,25 @@ func (d *Deliverer) data(c *conn, dl *queue.Delivery, a attempt, accepted []stri
 		return a.failAll(accepted, fromReply("DATA", c.mx, err)), false
 	}
 	resp, err := w.CloseWithResponse()
-	d.debug(c, "end of data", mlog.Size, n, mlog.Reply, errString(err))
 	if err != nil {
+		d.debug(c, "end of data", mlog.Size, n, mlog.Reply, outcome(c, err))
 		return a.failAll(accepted, fromReply("end of data", c.mx, err)), sessionGoesOn(err)
 	}
 	reply := "250 " + strings.ReplaceAll(resp.StatusText, "\n", " ")
+	d.debug(c, "end of data", mlog.Size, n, mlog.Reply, reply)
 	for _, r := range accepted {
 		results = append(results, a.delivered(r, reply))
 	}
 	return results, true
+}
+
+// outcome describes a command's result for the Debug trace: "ok" (go-smtp
+// does not return the text of positive replies), the reply, or the error.
+func outcome(c *conn, err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return fromReply("", c.mx, err).reply()
 }
 
 // sessionGoesOn reports whether, after err, the connection can carry

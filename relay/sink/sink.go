@@ -70,6 +70,9 @@ type Options struct {
 	// Timeout bounds each read and write. Default 5 minutes (RFC 5321
 	// §4.5.3.2.7, the server timeout).
 	Timeout time.Duration
+	// DiscardData records envelopes but not message bytes (Message.Data
+	// stays nil), for long runs such as benchmarks.
+	DiscardData bool
 	// Reply decides the answer to each command: nil accepts it, a *Reply
 	// refuses it or drops the connection. It is called from the
 	// connection's goroutine and must be safe for concurrent use. A nil
@@ -353,13 +356,19 @@ func (ss *session) Data(r io.Reader) error {
 			return rep.smtpError()
 		}
 	}
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, r); err != nil {
-		return err
-	}
 	m := ss.msg
 	m.To = append([]string(nil), ss.msg.To...)
-	m.Data = buf.Bytes()
+	if ss.s.opts.DiscardData {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+	} else {
+		var buf bytes.Buffer
+		if _, err := io.Copy(&buf, r); err != nil {
+			return err
+		}
+		m.Data = buf.Bytes()
+	}
 	ss.s.record(m)
 	return nil
 }

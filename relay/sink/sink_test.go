@@ -310,3 +310,16 @@ func selfSigned(t *testing.T, name string) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+func TestSink_DiscardDataKeepsEnvelopes(t *testing.T) {
+	t.Parallel()
+	s, addr := start(t, Options{DiscardData: true})
+	c := dial(t, addr)
+	if err := send(c, "a@example.test", []string{"b@example.test"}, "Subject: x\r\n\r\nbody\r\n", nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.Wait(waitCtx(t), 1)
+	if err != nil || msgs[0].Data != nil || msgs[0].From != "a@example.test" {
+		t.Errorf("Wait = %+v, %v; want the envelope without data", msgs, err)
+	}
+}
