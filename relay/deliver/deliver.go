@@ -20,14 +20,15 @@ import (
 	"smarthost/relay/route"
 )
 
+// DefaultIdleTimeout is how long an idle connection waits for the next
+// message to the same host (Postfix smtp_connection_cache_time_limit).
+const DefaultIdleTimeout = 2 * time.Second
+
 // Limits taken from Postfix, where it has them.
 const (
 	// maxAddresses bounds the addresses tried per next hop and attempt
 	// (Postfix smtp_mx_address_limit).
 	maxAddresses = 5
-	// DefaultIdleTimeout is how long an idle connection waits for the
-	// next message (Postfix smtp_connection_cache_time_limit).
-	DefaultIdleTimeout = 2 * time.Second
 	// maxConnAge bounds how long one connection is reused (Postfix
 	// smtp_connection_reuse_time_limit).
 	maxConnAge = 300 * time.Second

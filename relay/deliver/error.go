@@ -28,9 +28,10 @@ type Error struct {
 	// Enhanced is the RFC 3463 status for the DSN, e.g. "5.1.1". Its class
 	// always agrees with Permanent.
 	Enhanced string
-	// Command is the protocol step that failed: "connect", "greeting",
-	// "EHLO", "STARTTLS", "MAIL FROM", "RCPT TO", "DATA", "end of data",
-	// or "route" for a failure before any connection.
+	// Command is the protocol step that failed: "connect", "TLS
+	// handshake" (smtps), "greeting", "EHLO", "STARTTLS", "MAIL FROM",
+	// "RCPT TO", "DATA", "end of data"; "route" for a failure before any
+	// connection, "deliver" for a recovered panic.
 	Command string
 	// Line is the remote reply as received, on one line ("550 5.1.1 No
 	// such user"); "" when there was none.

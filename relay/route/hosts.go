@@ -34,9 +34,13 @@ type Host struct {
 // retried. Enhanced is the RFC 3463 status code for the DSN. Err wraps one
 // of the sentinels below or the resolver's error.
 type Error struct {
+	// Permanent is true when retrying cannot help.
 	Permanent bool
-	Enhanced  string
-	Err       error
+	// Enhanced is the RFC 3463 status, e.g. "5.1.10"; its class agrees
+	// with Permanent.
+	Enhanced string
+	// Err says what failed.
+	Err error
 }
 
 // Error returns the wrapped error's text.
@@ -72,6 +76,8 @@ var (
 //     preference are dropped (RFC 5321 §5.1); if none is left, permanent
 //     5.4.6 (Postfix: "mail for ... loops back to myself");
 //   - a DNS failure (SERVFAIL, timeout): temporary, 4.4.3;
+//   - an MX next hop whose domain is not ASCII: permanent, 5.4.4, because
+//     IDNA (U-label to A-label conversion) is not implemented yet;
 //   - a bracketed host that does not resolve: temporary, 4.4.4, because
 //     the host comes from our own configuration and bouncing mail for an
 //     administrator's DNS mistake would lose it.
