@@ -26,6 +26,7 @@ func TestDeliver_ReusesTheConnection(t *testing.T) {
 			n := newTestNet()
 			n.route("192.0.2.1:25", addr)
 			d := newDeliverer(t, testConfig(t, nil), fakeDNS(), n)
+			d.IdleTimeout = time.Hour // a slow machine must not expire it
 			for i := range 3 {
 				if r := d.Deliver(context.Background(), newDelivery("a@sender.test", testMessage, "b@example.test")); r[0].Err != nil {
 					t.Fatalf("message %d: %v", i+1, r[0].Err)
@@ -60,6 +61,7 @@ func TestDeliver_ReuseAfterRefusal(t *testing.T) {
 	n := newTestNet()
 	n.route("192.0.2.1:25", addr)
 	d := newDeliverer(t, testConfig(t, nil), fakeDNS(), n)
+	d.IdleTimeout = time.Hour
 	if r := d.Deliver(context.Background(), newDelivery("a@sender.test", testMessage, "gone@example.test"))[0]; !r.Permanent {
 		t.Fatalf("first Deliver = %v, want a permanent failure", r.Err)
 	}
@@ -213,6 +215,7 @@ func TestDeliver_DestinationConcurrency(t *testing.T) {
 	cfg := testConfig(t, nil)
 	cfg.Delivery.DestinationConcurrency = 2
 	d := newDeliverer(t, cfg, fakeDNS(), n)
+	d.IdleTimeout = time.Hour
 	d.init() // the test reads d.limiter
 
 	const total = 5
