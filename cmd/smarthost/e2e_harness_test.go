@@ -370,14 +370,6 @@ func headerValues(msg []byte, name string) []string {
 	return out
 }
 
-// bodyOf returns what follows the header section of a message.
-func bodyOf(msg []byte) []byte {
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return msg[i+4:]
-	}
-	return nil
-}
-
 // swaksResult is one swaks run.
 type swaksResult struct {
 	// Exit is swaks' exit status: 0 when the message was accepted, 23 for
@@ -442,6 +434,27 @@ func reserveAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// refusingAddr returns a loopback address that refuses connections for
+// the rest of the test: a TCP socket is bound to the port but never
+// listens, so connecting gets a reset (ECONNREFUSED), and nothing else can
+// take the port meanwhile, as it could if the port were merely free.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // childServer is `smarthost serve` running as a process of its own.

@@ -22,10 +22,10 @@ import (
 // mxDialer stands in for the Internet's port 25: MX delivery always dials
 // port 25, so each MX address of the test zone is mapped to a sink's real
 // loopback port, and every dial is recorded in order. An address with no
-// mapping is refused without touching the network; addresses on 127.0.0.1
+// mapping fails without touching the network; addresses on 127.0.0.1
 // (transport entries with an explicit port) are dialled as they are.
 type mxDialer struct {
-	routes map[string]string // "127.0.0.11:25" → sink address; "" refuses
+	routes map[string]string // "127.0.0.11:25" → the address really dialled
 	mu     sync.Mutex
 	dials  []string
 }
@@ -92,7 +92,7 @@ func TestE2E_RoutesThroughRealDNS(t *testing.T) {
 	dialer := &mxDialer{routes: map[string]string{
 		"127.0.0.11:25": prefBestAddr,
 		"127.0.0.12:25": prefBackupAddr,
-		"127.0.0.21:25": reserveAddr(t), // nothing listens: connection refused
+		"127.0.0.21:25": refusingAddr(t),
 		"127.0.0.22:25": fallbackUpAddr,
 		"127.0.0.31:25": aRecordAddr,
 	}}
