@@ -113,31 +113,33 @@ func dkimpyVerify(t *testing.T, dnsAddr string, msgs []dkimpyInput) [][]dkimpyVe
 // signedDomain is the configured signing domain of the DKIM tests.
 const signedDomain = "signed.e2e.test"
 
-// dkimMessages are the messages of issue 4 that must verify with dkimpy,
+// dkimMessages returns the messages of issue 4 that must verify with dkimpy,
 // as a user would write them into a file for swaks: LF line ends (swaks
 // sends CRLF), and one without a final newline, which reaches smarthost
 // as swaks sends it (see wireForm).
-var dkimMessages = []struct{ name, text string }{
-	{"folded headers", "From: \"Alice Example\"\n <alice@signed.e2e.test>\n" +
-		"To: Bob <bob@rcpt.e2e.test>,\n\tCarol <carol@rcpt.e2e.test>\n" +
-		"Subject: a subject folded\n   over  three\t lines\n   with odd   whitespace \n" +
-		"Date: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <folded@signed.e2e.test>\n" +
-		"MIME-Version: 1.0\nContent-Type: text/plain;\n\tcharset=us-ascii\n\n" +
-		"Folded headers, relaxed header canonicalization.\n"},
-	{"8-bit UTF-8 body", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
-		"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\nDate: Sat, 21 Nov 2026 06:00:00 +0000\n" +
-		"Message-ID: <8bit@signed.e2e.test>\nMIME-Version: 1.0\n" +
-		"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" +
-		"Grüße aus Köln — 日本語のテキスト — ünïcödé 🙂\n  trailing  spaces   \n\n\n"},
-	{"lines longer than 998 octets", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
-		"Subject: long lines\nDate: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <long@signed.e2e.test>\n\n" +
-		strings.Repeat("0123456789", 300) + "\n" + strings.Repeat("word  ", 250) + "\nshort\n"},
-	{"no final newline", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
-		"Subject: no final newline\nDate: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <nonl@signed.e2e.test>\n\n" +
-		"first line\n\nthe last line has no newline   "},
-	{"dot-stuffed lines and trailing blank lines", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
-		"Subject: dots\nDate: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <dots@signed.e2e.test>\n\n" +
-		".\n..\n.leading dot\n\n\n\n"},
+func dkimMessages() []struct{ name, text string } {
+	return []struct{ name, text string }{
+		{"folded headers", "From: \"Alice Example\"\n <alice@signed.e2e.test>\n" +
+			"To: Bob <bob@rcpt.e2e.test>,\n\tCarol <carol@rcpt.e2e.test>\n" +
+			"Subject: a subject folded\n   over  three\t lines\n   with odd   whitespace \n" +
+			"Date: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <folded@signed.e2e.test>\n" +
+			"MIME-Version: 1.0\nContent-Type: text/plain;\n\tcharset=us-ascii\n\n" +
+			"Folded headers, relaxed header canonicalization.\n"},
+		{"8-bit UTF-8 body", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
+			"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\nDate: Sat, 21 Nov 2026 06:00:00 +0000\n" +
+			"Message-ID: <8bit@signed.e2e.test>\nMIME-Version: 1.0\n" +
+			"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" +
+			"Grüße aus Köln — 日本語のテキスト — ünïcödé 🙂\n  trailing  spaces   \n\n\n"},
+		{"lines longer than 998 octets", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
+			"Subject: long lines\nDate: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <long@signed.e2e.test>\n\n" +
+			strings.Repeat("0123456789", 300) + "\n" + strings.Repeat("word  ", 250) + "\nshort\n"},
+		{"no final newline", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
+			"Subject: no final newline\nDate: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <nonl@signed.e2e.test>\n\n" +
+			"first line\n\nthe last line has no newline   "},
+		{"dot-stuffed lines and trailing blank lines", "From: alice@signed.e2e.test\nTo: bob@rcpt.e2e.test\n" +
+			"Subject: dots\nDate: Sat, 21 Nov 2026 06:00:00 +0000\nMessage-ID: <dots@signed.e2e.test>\n\n" +
+			".\n..\n.leading dot\n\n\n\n"},
+	}
 }
 
 // wireForm is text as swaks sends it: LF becomes CRLF, and swaks ends
@@ -189,15 +191,16 @@ func TestE2E_DKIMPyVerifiesSubmittedMail(t *testing.T) {
 		s.srv = startRelay(t, c, nil)
 	}
 
-	msgFiles := make([]string, len(dkimMessages))
-	for i, m := range dkimMessages {
+	messages := dkimMessages()
+	msgFiles := make([]string, len(messages))
+	for i, m := range messages {
 		msgFiles[i] = filepath.Join(dir, fmt.Sprintf("msg%d.eml", i))
 		if err := os.WriteFile(msgFiles[i], []byte(m.text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, s := range setups {
-		for i, m := range dkimMessages {
+		for i, m := range messages {
 			res := runSwaks(t, "--server", "127.0.0.1", "--port", port(s.srv.addr("submissions")), "--tls-on-connect",
 				"--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "correct horse battery staple",
 				"--from", "alice@"+signedDomain, "--to", "bob@rcpt.e2e.test", "--data", "@"+msgFiles[i])
@@ -215,10 +218,10 @@ func TestE2E_DKIMPyVerifiesSubmittedMail(t *testing.T) {
 	var inputs []dkimpyInput
 	for _, s := range setups {
 		byID := make(map[string][]byte)
-		for _, m := range waitMessages(t, s.next, len(dkimMessages)) {
+		for _, m := range waitMessages(t, s.next, len(messages)) {
 			byID[headerOf(m.Data, "Message-ID")] = m.Data
 		}
-		for _, m := range dkimMessages {
+		for _, m := range messages {
 			id := headerOf(wireForm(m.text), "Message-ID")
 			data, ok := byID[id]
 			if !ok {

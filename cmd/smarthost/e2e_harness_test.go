@@ -115,8 +115,8 @@ func newKey(t *testing.T, dir, domain, selector string, kind dkim.Kind) e2eKey {
 func (c e2eConfig) path() string     { return filepath.Join(c.Dir, "smarthost.toml") }
 func (c e2eConfig) stateDir() string { return filepath.Join(c.Dir, "state") }
 
-// write writes the configuration file (and the users file) and returns
-// the configuration file's path.
+// write writes the configuration file and the users file, replacing what
+// an earlier call wrote, and returns the configuration file's path.
 func (c e2eConfig) write(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
@@ -156,6 +156,9 @@ func (c e2eConfig) write(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "[dns]\nserver = %q\ntimeout = \"5s\"\n", dns)
 
+	if err := os.Remove(users); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 	for _, name := range sortedKeys(c.Users) {
 		if err := (auth.UsersFile{Path: users}).Add(name, c.Users[name]); err != nil {
 			t.Fatal(err)
