@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"smarthost/relay/interop"
 	"smarthost/relay/sink"
 )
 
@@ -39,6 +40,7 @@ func submissionConfig(t *testing.T, nextHopAddr string) e2eConfig {
 // before STARTTLS. Only the four authenticated messages are delivered.
 func TestE2E_SwaksSubmission(t *testing.T) {
 	t.Parallel()
+	interop.Require(t, "swaks")
 	next, nextAddr := startSink(t, sink.Options{})
 	srv := startRelay(t, submissionConfig(t, nextAddr), nil)
 
