@@ -43,7 +43,7 @@ func ParseSize(s string) (int64, error) {
 		i++
 	}
 	if i == 0 {
-		return 0, fmt.Errorf("not a size; write a number with an optional unit, e.g. 50MiB")
+		return 0, fmt.Errorf("not a size")
 	}
 	n, err := strconv.ParseInt(t[:i], 10, 64)
 	if err != nil {
@@ -93,7 +93,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	if i := strings.IndexByte(t, 'd'); i >= 0 {
 		n, err := strconv.ParseUint(t[:i], 10, 16)
 		if err != nil {
-			return 0, fmt.Errorf("not a duration; write e.g. 30s, 20m, 24h or 5d")
+			return 0, fmt.Errorf("not a duration")
 		}
 		days = time.Duration(n) * 24 * time.Hour
 		t = t[i+1:]
@@ -103,7 +103,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(t)
 	if err != nil {
-		return 0, fmt.Errorf("not a duration; write e.g. 30s, 20m, 24h or 5d")
+		return 0, fmt.Errorf("not a duration")
 	}
 	if d < 0 {
 		return 0, fmt.Errorf("negative duration")

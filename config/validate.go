@@ -375,13 +375,13 @@ func (v *validator) limits(c *Config) {
 }
 
 func (v *validator) positive(key string, d Duration, example string) {
-	if v.parsed(key, d, "write a number with a unit, "+example) && d.Duration <= 0 {
+	if v.parsed(key, d, "write a number with a unit (s, m, h, d), "+example) && d.Duration <= 0 {
 		v.errorf(key, "must be longer than zero", example)
 	}
 }
 
 func (v *validator) positiveSize(key string, s Size, example string) bool {
-	if !v.parsed(key, s, "write a number with a unit, "+example) {
+	if !v.parsed(key, s, "write a number with a unit (KiB, MiB, GiB), "+example) {
 		return false
 	}
 	if s.Bytes <= 0 {
