@@ -214,4 +214,10 @@ func lockSpool(dir string) (*spoolLock, error) {
 	return &spoolLock{f: f}, nil
 }
 
-func (l *spoolLock) release() error { return l.f.Close() }
+// release unlocks explicitly before closing: a child forked by another
+// goroutine holds a copy of the descriptor until its exec, and a lock
+// released only by close would last until then.
+func (l *spoolLock) release() error {
+	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	return l.f.Close()
+}
