@@ -169,9 +169,9 @@ func TestE2E_AUTHBeforeSTARTTLSRefused(t *testing.T) {
 	if !strings.Contains(ehlo, "STARTTLS") || strings.Contains(ehlo, "AUTH") {
 		t.Errorf("EHLO before STARTTLS = %q, want STARTTLS offered and AUTH not", ehlo)
 	}
-	// RFC 4954 §4: AUTH PLAIN and LOGIN only under TLS. go-smtp answers
-	// 523 5.7.10 (RFC 5248, "Encryption Needed").
-	d.cmd("AUTH PLAIN "+plain, 523, "5.7.10")
+	// RFC 4954 §4: AUTH PLAIN and LOGIN only under TLS; the refusal is
+	// RFC 4954 §6's 538 5.7.11, as Postfix answers.
+	d.cmd("AUTH PLAIN "+plain, 538, "5.7.11")
 	d.cmd("MAIL FROM:<alice@sender.e2e.test>", 530, "5.7.0")
 	d.cmd("STARTTLS", 220)
 

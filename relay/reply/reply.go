@@ -83,6 +83,7 @@ var (
 	AuthMechanism      = Reply{504, [3]int{5, 5, 4}, "Unrecognized authentication type", "RFC 4954 §6"}
 	AuthNotOffered     = Reply{503, [3]int{5, 5, 1}, "Authentication not available on this port", "RFC 5321 §4.2.4"}
 	AuthMalformed      = Reply{501, [3]int{5, 5, 2}, "Malformed authentication data", "RFC 4954 §4"}
+	EncryptionRequired = Reply{538, [3]int{5, 7, 11}, "Encryption required for requested authentication mechanism", "RFC 4954 §6"}
 	RelayDenied        = Reply{554, [3]int{5, 7, 1}, "Relay access denied", "RFC 3463 5.7.1; Postfix wording"}
 	SenderNotOwned     = Reply{553, [3]int{5, 7, 1}, "Sender address not owned by user", "RFC 3463 5.7.1; Postfix reject_sender_login_mismatch"}
 	BadSenderSyntax    = Reply{501, [3]int{5, 1, 7}, "Bad sender address syntax", "RFC 3463 5.1.7"}
@@ -116,7 +117,7 @@ var (
 // All lists every fixed reply, for the table test and documentation.
 var All = []Reply{
 	AuthRequired, AuthFailed, AuthBanned, AuthUnavailable, AuthMechanism, AuthNotOffered,
-	AuthMalformed, RelayDenied, SenderNotOwned, BadSenderSyntax, BadRecipientSyntax,
+	AuthMalformed, EncryptionRequired, RelayDenied, SenderNotOwned, BadSenderSyntax, BadRecipientSyntax,
 	AddressTooLong, UTF8Required, BadHelo, TooManyRecipients, TooManyConnections, Banned,
 	ShuttingDown, Timeout, MessageTooBig, HeaderTooBig, LineTooLong, BareCR, NULCharacter,
 	NoFromHeader, MultipleFromHeaders, BadFromHeader, FromNotOwned, StorageFailed,

@@ -77,20 +77,27 @@ func (s *session) Reset() {
 func (s *session) Logout() error { return nil }
 
 // AuthMechanisms implements smtp.AuthSession. AUTH is offered only on
-// submission listeners, and go-smtp advertises it only over TLS.
+// submission listeners and only over TLS: PLAIN and LOGIN send the password
+// in the clear (RFC 4954 §4).
 func (s *session) AuthMechanisms() []string {
-	if s.srv.role != config.RoleSubmission || s.o.Auth == nil {
+	if s.srv.role != config.RoleSubmission || s.o.Auth == nil || s.tls == nil {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
 }
 
-// Auth implements smtp.AuthSession. go-smtp has already refused AUTH
-// without TLS (RFC 4954 §4) and after a successful AUTH.
+// Auth implements smtp.AuthSession. The server lets go-smtp pass AUTH on
+// plain text through to here (AllowInsecureAuth) so that the refusal is
+// RFC 4954's 538 5.7.11 rather than go-smtp's own reply; go-smtp has
+// already refused a second AUTH after a successful one.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.srv.role != config.RoleSubmission || s.o.Auth == nil {
 		s.logRejected("", "auth", reply.AuthNotOffered, "AUTH on a listener without AUTH")
 		return nil, reply.AuthNotOffered.SMTP()
+	}
+	if s.tls == nil {
+		s.logRejected("", "auth", reply.EncryptionRequired, "AUTH before TLS")
+		return nil, reply.EncryptionRequired.SMTP()
 	}
 	// Check the ban before anything else, so a banned client costs nothing.
 	if s.o.Auth.Banned(s.clientIP) {

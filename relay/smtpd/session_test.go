@@ -35,7 +35,10 @@ func TestSubmission_EHLOAdvertisesExtensionsAndAuthOnlyOverTLS(t *testing.T) {
 	if strings.Contains(before, "AUTH") {
 		t.Errorf("EHLO before TLS advertises AUTH:\n%s", before)
 	}
-	d.expect("AUTH PLAIN "+plain("alice", "secret"), "5")
+	d.expect("AUTH PLAIN "+plain("alice", "secret"), "538 5.7.11 ")
+	if e.auth.checks != 0 {
+		t.Errorf("a password sent before TLS was checked")
+	}
 	d.expect("STARTTLS", "220 ")
 	d.startTLS(e.clientTLS())
 	after := d.expect("EHLO client.example.net", "250-")
