@@ -165,6 +165,7 @@ hostname = "mail.example.org"
 state_dir = "state"
 trusted_networks = ["127.0.0.0/8", "::1/128", "192.0.2.7"]
 relay_domains = ["Example.COM", ".example.net"]
+relay_recipients = ["Alice@example.com", "@example.net"]
 
 [tls]
 cert_file = "cert.pem"
@@ -236,6 +237,11 @@ func TestLoad_GoodConfigGetsDefaultsAndNormalizedValues(t *testing.T) {
 		{"max_recipients default", c.Limits.MaxRecipients, DefaultMaxRecipients},
 		{"max_line_length default", c.Limits.MaxLineLength.Bytes, int64(DefaultMaxLineLength)},
 		{"delivery tls default", c.Delivery.TLS, DeliveryTLSMay},
+		{"relay recipients lower-cased", c.RelayRecipients[0], "alice@example.com"},
+		{"spf default", c.Inbound.SPF, CheckTag},
+		{"dmarc default", c.Inbound.DMARC, CheckTag},
+		{"quarantine header default", c.Inbound.QuarantineHeader, "X-Spam-Flag: YES"},
+		{"greylist delay default", c.Inbound.GreylistDelay.Duration, 5 * time.Minute},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -284,6 +290,11 @@ retry = ["1m", "soon"]
 [limits]
 max_message_size = "lots"
 max_line_length = "200"
+
+[inbound]
+spf = "strict"
+quarantine_header = "no colon here"
+dnsbl = ["bad zone"]
 `
 	path := writeConfig(t, src)
 	_, _, err := Load(path)
@@ -306,6 +317,9 @@ max_line_length = "200"
 		"smarthost.toml:34: delivery.retry[1]: \"soon\"",
 		"smarthost.toml:37: limits.max_message_size: \"lots\"",
 		"smarthost.toml:38: limits.max_line_length: 200 is below the 1000 octets",
+		"smarthost.toml:41: inbound.spf: unknown mode \"strict\"",
+		"smarthost.toml:42: inbound.quarantine_header: ",
+		"smarthost.toml:43: inbound.dnsbl[0]: ",
 	}
 	got := cerr.Error()
 	for _, w := range want {

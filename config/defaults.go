@@ -29,6 +29,9 @@ const (
 	DefaultMaxConnections    = 200
 	DefaultMaxConnsPerIP     = 20
 	DefaultACMEHTTPAddress   = ":80"
+	DefaultQuarantineHeader  = "X-Spam-Flag: YES"
+	DefaultGreylistDelay     = 5 * time.Minute     // postgrey --delay
+	DefaultGreylistRetention = 35 * 24 * time.Hour // postgrey --max-age
 	DefaultSubmissionAddress = ":465"
 	DefaultMXAddress         = ":25"
 )
@@ -127,6 +130,16 @@ func (c *Config) applyDefaults(isSet func(key ...string) bool) {
 	if !isSet("limits", "max_connections_per_ip") {
 		c.Limits.MaxConnectionsPerIP = DefaultMaxConnsPerIP
 	}
+	for _, m := range []*CheckMode{&c.Inbound.SPF, &c.Inbound.DKIM, &c.Inbound.DMARC} {
+		if *m == "" {
+			*m = CheckTag
+		}
+	}
+	if !isSet("inbound", "quarantine_header") {
+		c.Inbound.QuarantineHeader = DefaultQuarantineHeader
+	}
+	setDuration(&c.Inbound.GreylistDelay, DefaultGreylistDelay)
+	setDuration(&c.Inbound.GreylistRetention, DefaultGreylistRetention)
 }
 
 // setDuration fills d when it is unset; an invalid value is left for

@@ -130,6 +130,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	abs(&c.Auth.UsersFile)
+	abs(&c.RelayRecipientsFile)
 	for i := range c.DKIM.Keys {
 		abs(&c.DKIM.Keys[i].PrivateKey)
 	}

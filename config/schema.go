@@ -24,6 +24,24 @@ type Config struct {
 	// "relay_domains". Default: none.
 	RelayDomains []string `toml:"relay_domains"`
 
+	// RelayRecipients lists the recipients mx listeners accept for relay
+	// domains: "user@example.com", or "@example.com" for every address of a
+	// domain. When it or RelayRecipientsFile is set, other recipients of a
+	// relay domain are refused at RCPT with 550 5.1.1, so we never accept
+	// mail we would have to bounce later (backscatter); like Postfix's
+	// relay_recipient_maps. TOML key "relay_recipients". Default: none
+	// (every recipient of a relay domain is accepted).
+	RelayRecipients []string `toml:"relay_recipients"`
+	// RelayRecipientsFile holds more such entries, one per line (# starts a
+	// comment). TOML key "relay_recipients_file".
+	RelayRecipientsFile string `toml:"relay_recipients_file"`
+	// VerifyRecipients asks the next hop (the home server) whether it
+	// accepts a recipient before accepting it ourselves, with a RCPT probe
+	// whose answer is cached, like Postfix's reject_unverified_recipient. A
+	// probe that fails temporarily answers 450, never 550. TOML key
+	// "verify_recipients". Default false.
+	VerifyRecipients bool `toml:"verify_recipients"`
+
 	// TLS selects where certificates come from. TOML table [tls].
 	TLS TLS `toml:"tls"`
 
@@ -54,6 +72,10 @@ type Config struct {
 
 	// Limits bounds what clients may send. TOML table [limits].
 	Limits Limits `toml:"limits"`
+
+	// Inbound configures the checks of mail arriving on mx listeners. TOML
+	// table [inbound].
+	Inbound Inbound `toml:"inbound"`
 
 	// File is the path the configuration was loaded from ("" for [Default]).
 	File string `toml:"-"`
@@ -248,3 +270,57 @@ type Limits struct {
 	// "limits.max_connections_per_ip". Default 20.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 }
+
+// Inbound configures what mx listeners check before forwarding mail to the
+// home server: the classic policyd-spf + OpenDKIM (verify) + OpenDMARC
+// trio, a DNS blocklist and greylisting.
+type Inbound struct {
+	// SPF checks the MAIL FROM domain (the HELO name for the null sender)
+	// and adds Received-SPF. "enforce" refuses only a fail of a record
+	// ending in -all. TOML key "inbound.spf". Default "tag".
+	SPF CheckMode `toml:"spf"`
+	// DKIM verifies every signature for Authentication-Results. DKIM alone
+	// never rejects (RFC 6376 §6.3: a failed signature is treated like no
+	// signature), so "enforce" acts as "tag". TOML key "inbound.dkim".
+	// Default "tag".
+	DKIM CheckMode `toml:"dkim"`
+	// DMARC evaluates the From domain's policy with SPF and DKIM
+	// alignment. "enforce" refuses a fail under p=reject and marks a fail
+	// under p=quarantine with QuarantineHeader. TOML key "inbound.dmarc".
+	// Default "tag".
+	DMARC CheckMode `toml:"dmarc"`
+	// QuarantineHeader is the header field added to mail that fails DMARC
+	// under p=quarantine, for the home server to file as spam. TOML key
+	// "inbound.quarantine_header". Default "X-Spam-Flag: YES".
+	QuarantineHeader string `toml:"quarantine_header"`
+	// DNSBL lists DNS blocklist zones checked for the client IP; a listed
+	// client is refused with 554 5.7.1 naming the list. TOML key
+	// "inbound.dnsbl", e.g. ["zen.spamhaus.org"]. Default: none.
+	DNSBL []string `toml:"dnsbl"`
+	// Greylisting makes an unknown (client /24, sender, recipient) triplet
+	// retry after GreylistDelay, as postgrey does. Trusted networks and
+	// authenticated clients are never greylisted. TOML key
+	// "inbound.greylisting". Default false.
+	Greylisting bool `toml:"greylisting"`
+	// GreylistDelay is how long an unknown triplet must wait before its
+	// retry is accepted. TOML key "inbound.greylist_delay". Default "5m".
+	GreylistDelay Duration `toml:"greylist_delay"`
+	// GreylistRetention is how long a triplet that passed is remembered.
+	// TOML key "inbound.greylist_retention". Default "35d".
+	GreylistRetention Duration `toml:"greylist_retention"`
+}
+
+// CheckMode says what an inbound check does.
+type CheckMode string
+
+const (
+	// CheckOff skips the check.
+	CheckOff CheckMode = "off"
+	// CheckTag records the result in a header and never refuses.
+	CheckTag CheckMode = "tag"
+	// CheckEnforce also refuses what the sender's domain asks to refuse.
+	CheckEnforce CheckMode = "enforce"
+)
+
+// Valid reports whether m is a known mode.
+func (m CheckMode) Valid() bool { return m == CheckOff || m == CheckTag || m == CheckEnforce }

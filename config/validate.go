@@ -79,6 +79,7 @@ func (v *validator) validate(c *Config) {
 			v.errorf(key, fmt.Sprintf("%q is not a domain", d), `write e.g. "example.com", or ".example.com" for its subdomains`)
 		}
 	}
+	v.relayRecipients(c)
 	v.listeners(c)
 	v.tls(c)
 	v.auth(c)
@@ -87,7 +88,58 @@ func (v *validator) validate(c *Config) {
 	v.delivery(c)
 	v.dns(c)
 	v.limits(c)
+	v.inbound(c)
 }
+
+func (v *validator) relayRecipients(c *Config) {
+	for i, r := range c.RelayRecipients {
+		key := keyPath("relay_recipients") + index(i)
+		c.RelayRecipients[i] = lower(r)
+		if !validRecipientEntry(r) {
+			v.errorf(key, fmt.Sprintf("%q is not an address or @domain", r), `write e.g. "alice@example.com" or "@example.com"`)
+		}
+	}
+	if c.RelayRecipientsFile != "" {
+		v.readable("relay_recipients_file", c.RelayRecipientsFile)
+	}
+	if c.VerifyRecipients && len(c.Transport) == 0 && c.Delivery.Relayhost.IsZero() {
+		v.warnf("verify_recipients", "relay domains are delivered by MX lookup, so the probe may ask ourselves",
+			"route relay domains to the home server with [transport] entries")
+	}
+}
+
+// validRecipientEntry accepts "local@domain" and "@domain".
+func validRecipientEntry(r string) bool {
+	at := strings.LastIndexByte(r, '@')
+	return at >= 0 && ValidDomain(r[at+1:]) && !strings.ContainsAny(r[:at], " \t<>\"")
+}
+
+func (v *validator) inbound(c *Config) {
+	in := c.Inbound
+	for _, m := range []struct {
+		key  string
+		mode CheckMode
+	}{{"inbound.spf", in.SPF}, {"inbound.dkim", in.DKIM}, {"inbound.dmarc", in.DMARC}} {
+		if !m.mode.Valid() {
+			v.errorf(m.key, fmt.Sprintf("unknown mode %q", m.mode), `use "off", "tag" or "enforce"`)
+		}
+	}
+	if in.QuarantineHeader != "" {
+		name, value, ok := strings.Cut(in.QuarantineHeader, ":")
+		if !ok || !headerNameRE.MatchString(name) || strings.TrimSpace(value) == "" || strings.ContainsAny(value, "\r\n") {
+			v.errorf("inbound.quarantine_header", fmt.Sprintf("%q is not a header field", in.QuarantineHeader), `write e.g. "X-Spam-Flag: YES"`)
+		}
+	}
+	for i, z := range in.DNSBL {
+		if !ValidDomain(strings.TrimSuffix(z, ".")) {
+			v.errorf(keyPath("inbound", "dnsbl")+index(i), fmt.Sprintf("%q is not a DNS zone", z), `write e.g. "zen.spamhaus.org"`)
+		}
+	}
+	v.positive("inbound.greylist_delay", in.GreylistDelay, `e.g. "5m"`)
+	v.positive("inbound.greylist_retention", in.GreylistRetention, `e.g. "35d"`)
+}
+
+var headerNameRE = regexp.MustCompile(`^[!-9;-~]+$`)
 
 func (v *validator) listeners(c *Config) {
 	if len(c.Listeners) == 0 {
