@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -136,6 +137,47 @@ func (q *Queue) Flush(ids ...ID) error {
 	}
 	q.nudge()
 	return errors.Join(errs...)
+}
+
+// FlushDomain makes due now every message that still has a recipient at
+// domain (exact match, case-insensitive), like Postfix's postqueue -s: the
+// home server's start-up script can push the mail that waited while it
+// was down. Held messages stay held. It returns how many it flushed.
+func (q *Queue) FlushDomain(domain string) int {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	now := q.now()
+	n := 0
+	q.mu.Lock()
+	due := append(schedule(nil), q.sched...)
+	q.mu.Unlock()
+	for _, m := range due {
+		m.mu.Lock()
+		if !m.gone && !m.rec.Held && hasPendingAt(m.rec, domain) {
+			q.mu.Lock()
+			if m.index >= 0 {
+				q.scheduleLocked(m, now)
+				n++
+			}
+			q.mu.Unlock()
+		}
+		m.mu.Unlock()
+	}
+	q.nudge()
+	return n
+}
+
+// hasPendingAt reports whether rec has a recipient at domain still to be
+// delivered.
+func hasPendingAt(rec *record, domain string) bool {
+	for _, r := range rec.Recipients {
+		if !r.due() {
+			continue
+		}
+		if at := strings.LastIndexByte(r.Address, '@'); at >= 0 && strings.EqualFold(r.Address[at+1:], domain) {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete removes messages without delivering them and without a DSN, like

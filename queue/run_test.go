@@ -143,6 +143,32 @@ func TestFlush_RetriesDeferredMailNow(t *testing.T) {
 	}
 }
 
+func TestFlushDomain_RetriesOnlyMailForThatDomain(t *testing.T) {
+	t.Parallel()
+	tq := newTestQueue(t, nil)
+	tq.deliv.outcome = deferOriginals
+	home := testEnvelope()
+	home.Recipients = []string{"user@Home.example"}
+	other := testEnvelope()
+	other.Recipients = []string{"user@elsewhere.example"}
+	a := commit(t, tq.Queue, home, testHeader, testBody)
+	b := commit(t, tq.Queue, other, testHeader, testBody)
+	tq.run(t)
+	tq.log.wait(t, 1, mlog.Deferred, mlog.QueueID, string(a))
+	tq.log.wait(t, 1, mlog.Deferred, mlog.QueueID, string(b))
+
+	if n := tq.FlushDomain("home.EXAMPLE."); n != 1 {
+		t.Errorf("FlushDomain(home.example) = %d, want 1", n)
+	}
+	tq.log.wait(t, 2, mlog.Deferred, mlog.QueueID, string(a))
+	if n := len(tq.deliv.deliveries(b)); n != 1 {
+		t.Errorf("attempts of %s (other domain) = %d, want 1", b, n)
+	}
+	if n := tq.FlushDomain("nowhere.example"); n != 0 {
+		t.Errorf("FlushDomain(nowhere.example) = %d, want 0", n)
+	}
+}
+
 func TestHold_KeepsMessageUntilRelease(t *testing.T) {
 	t.Parallel()
 	tq := newTestQueue(t, nil)

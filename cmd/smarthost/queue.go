@@ -11,12 +11,14 @@ import (
 	"smarthost/queue/control"
 )
 
-const queueSynopsis = `queue list | show ID | flush [ID…] | delete ID…|ALL | hold ID | release ID [-config F]
+const queueSynopsis = `queue list | show ID | flush [ID…] | flush -domain D | delete ID…|ALL | hold ID | release ID [-config F]
 
 Administers the queue of the running server over its control socket
 (state_dir/control.sock), doing the jobs of Postfix's mailq (list), postcat
 (show), postqueue -f/-i (flush), postsuper -d (delete), -h (hold) and
--H (release). flush without IDs retries all mail not on hold now.`
+-H (release). flush without IDs retries all mail not on hold now; flush
+-domain D retries the mail for one recipient domain (postqueue -s), e.g.
+from the home server's start-up script.`
 
 // queueAction is one `smarthost queue` action and how many queue IDs it takes.
 type queueAction struct {
@@ -37,6 +39,7 @@ var queueActions = map[string]queueAction{
 func runQueue(args []string, std stdio) error {
 	fs := newFlagSet("queue", queueSynopsis, std)
 	configPath := configFlag(fs)
+	domain := fs.String("domain", "", "with flush: retry the mail for this recipient `domain` (postqueue -s)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -46,6 +49,11 @@ func runQueue(args []string, std stdio) error {
 		return errUsage
 	}
 	action, args := pos[0], pos[1:]
+	if *domain != "" && (action != "flush" || len(args) > 0) {
+		fmt.Fprintln(std.err, "smarthost queue: -domain goes with flush and no queue IDs")
+		fs.Usage()
+		return errUsage
+	}
 	a, ok := queueActions[action]
 	if !ok {
 		fmt.Fprintf(std.err, "smarthost queue: unknown action %q\n", action)
@@ -82,6 +90,14 @@ func runQueue(args []string, std stdio) error {
 		return err
 	}
 	defer c.Close()
+	if *domain != "" {
+		n, err := c.FlushDomain(*domain)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(std.out, "flushed: %d message(s) for %s\n", n, *domain)
+		return nil
+	}
 	return queueRequest(c, action, ids, deleteAll, std.out)
 }
 

@@ -97,6 +97,13 @@ func (c *Client) Flush(ids ...queue.ID) error {
 	return err
 }
 
+// FlushDomain makes every message with a recipient at domain due now
+// (postqueue -s) and returns how many it flushed.
+func (c *Client) FlushDomain(domain string) (int, error) {
+	resp, err := c.do(Request{Op: OpFlushDomain, Domain: domain})
+	return resp.Count, err
+}
+
 // Delete removes messages without delivery (postsuper -d).
 func (c *Client) Delete(ids ...queue.ID) error {
 	_, err := c.do(Request{Op: OpDelete, IDs: ids})

@@ -119,6 +119,15 @@ func TestClientServer_AdminOperations(t *testing.T) {
 	if err := cl.Flush(); err != nil {
 		t.Errorf("Flush() = %v", err)
 	}
+	if n, err := cl.FlushDomain("EXAMPLE.net"); n != 3 || err != nil {
+		t.Errorf("FlushDomain(example.net) = %d, %v; want 3, nil", n, err)
+	}
+	if n, err := cl.FlushDomain("elsewhere.example"); n != 0 || err != nil {
+		t.Errorf("FlushDomain(elsewhere.example) = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := cl.FlushDomain(""); err == nil {
+		t.Errorf("FlushDomain(\"\") succeeded, want a bad-request error")
+	}
 
 	if err := cl.Delete(c, "NOSUCHMESSAGE1"); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("Delete(c, unknown) = %v, want ErrNotFound for the unknown ID", err)

@@ -19,19 +19,20 @@ type Op string
 
 // The operations.
 const (
-	OpList      Op = "list"       // Queue.List; no IDs
-	OpShow      Op = "show"       // Queue.Show; one ID
-	OpFlush     Op = "flush"      // Queue.Flush; any number of IDs (none: all)
-	OpDelete    Op = "delete"     // Queue.Delete; at least one ID
-	OpDeleteAll Op = "delete_all" // Queue.DeleteAll; no IDs
-	OpHold      Op = "hold"       // Queue.Hold; one ID
-	OpRelease   Op = "release"    // Queue.Release; one ID
+	OpList        Op = "list"         // Queue.List; no IDs
+	OpShow        Op = "show"         // Queue.Show; one ID
+	OpFlush       Op = "flush"        // Queue.Flush; any number of IDs (none: all)
+	OpFlushDomain Op = "flush_domain" // Queue.FlushDomain; no IDs, Request.Domain
+	OpDelete      Op = "delete"       // Queue.Delete; at least one ID
+	OpDeleteAll   Op = "delete_all"   // Queue.DeleteAll; no IDs
+	OpHold        Op = "hold"         // Queue.Hold; one ID
+	OpRelease     Op = "release"      // Queue.Release; one ID
 )
 
 // Valid reports whether o is a known operation.
 func (o Op) Valid() bool {
 	switch o {
-	case OpList, OpShow, OpFlush, OpDelete, OpDeleteAll, OpHold, OpRelease:
+	case OpList, OpShow, OpFlush, OpFlushDomain, OpDelete, OpDeleteAll, OpHold, OpRelease:
 		return true
 	}
 	return false
@@ -41,7 +42,7 @@ func (o Op) Valid() bool {
 func (o Op) checkIDs(n int) error {
 	ok := true
 	switch o {
-	case OpList, OpDeleteAll:
+	case OpList, OpDeleteAll, OpFlushDomain:
 		ok = n == 0
 	case OpShow, OpHold, OpRelease:
 		ok = n == 1
@@ -58,6 +59,8 @@ func (o Op) checkIDs(n int) error {
 type Request struct {
 	Op  Op         `json:"op"`
 	IDs []queue.ID `json:"ids,omitempty"`
+	// Domain is the recipient domain of flush_domain.
+	Domain string `json:"domain,omitempty"`
 }
 
 // Response is one line from the server. Error is empty on success.
@@ -68,7 +71,7 @@ type Response struct {
 	Code     string          `json:"code,omitempty"`
 	Messages []queue.Summary `json:"messages,omitempty"` // list
 	Detail   *queue.Detail   `json:"detail,omitempty"`   // show
-	Count    int             `json:"count,omitempty"`    // delete_all
+	Count    int             `json:"count,omitempty"`    // delete_all, flush_domain
 }
 
 // Error codes.

@@ -183,6 +183,11 @@ func (s *Server) handle(line []byte) Response {
 		resp.Detail = &d
 	case OpFlush:
 		err = s.q.Flush(req.IDs...)
+	case OpFlushDomain:
+		if req.Domain == "" {
+			return Response{Error: "control: flush_domain: no domain", Code: CodeBadRequest}
+		}
+		resp.Count = s.q.FlushDomain(req.Domain)
 	case OpDelete:
 		err = s.q.Delete(req.IDs...)
 	case OpDeleteAll:
