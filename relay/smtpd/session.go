@@ -130,6 +130,13 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 // Mail implements smtp.Session.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	// go-smtp asks NewSession, which checks the HELO argument, only at the
+	// first HELO/EHLO; a repeated one (RFC 5321 §4.1.4 allows it) changes
+	// Conn.Hostname without us, so check it again before it can reach a
+	// Received header.
+	if !validHelo(s.conn.Hostname()) {
+		return s.reject("mail", reply.BadHelo, "invalid argument of a repeated HELO/EHLO")
+	}
 	if s.srv.role == config.RoleSubmission && !s.mayRelay() {
 		return s.reject("mail", reply.AuthRequired, "MAIL without AUTH from an untrusted network", slog.String(mlog.From, from))
 	}

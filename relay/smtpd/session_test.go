@@ -643,3 +643,29 @@ func verifyErr(v []*msgauth.Verification) error {
 	}
 	return v[0].Err
 }
+
+// TestSession_InvalidHeloRefused: a HELO/EHLO argument that could break
+// our Received header (control characters, over 255 octets) is refused,
+// including on a repeated EHLO, which go-smtp answers without asking the
+// session: then MAIL is refused and nothing is queued.
+func TestSession_InvalidHeloRefused(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, envOptions{role: config.RoleMX})
+	long := strings.Repeat("h", 300) + ".example"
+
+	d := e.dial()
+	d.expect("", "220 ")
+	d.expect("EHLO "+long, "501 5.5.2 ")
+
+	for _, bad := range []string{long, "bad\x01name.example"} {
+		d := e.dial()
+		d.hello()
+		d.expect("EHLO "+bad, "250")
+		d.expect("MAIL FROM:<a@outside.example>", "501 5.5.2 ")
+		d.expect("EHLO client.example.net", "250")
+		d.expect("MAIL FROM:<a@outside.example>", "250 ")
+	}
+	if n := len(e.spool.messages()); n != 0 {
+		t.Errorf("%d messages queued, want 0", n)
+	}
+}
