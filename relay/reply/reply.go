@@ -110,6 +110,7 @@ var (
 	BadFromHeader       = Reply{550, [3]int{5, 7, 1}, "From: header must hold exactly one valid address", "RFC 5322 §3.6.2; RFC 7489 §6.6.1"}
 	FromNotOwned        = Reply{553, [3]int{5, 7, 1}, "From: address not owned by user", "RFC 3463 5.7.1"}
 	StorageFailed       = Reply{452, [3]int{4, 3, 1}, "Insufficient system storage", "RFC 3463 4.3.1"}
+	TooManyHops         = Reply{554, [3]int{5, 4, 6}, "Too many hops; mail loop", "RFC 5321 §6.3; RFC 3463 5.4.6; Postfix hopcount_limit"}
 	LocalError          = Reply{451, [3]int{4, 3, 0}, "Local error in processing; try again later", "RFC 3463 4.3.0"}
 	DNSTempFail         = Reply{451, [3]int{4, 4, 3}, "Temporary DNS failure; try again later", "RFC 3463 4.4.3"}
 )
@@ -120,7 +121,7 @@ var All = []Reply{
 	AuthMalformed, EncryptionRequired, RelayDenied, SenderNotOwned, BadSenderSyntax, BadRecipientSyntax,
 	AddressTooLong, UTF8Required, BadHelo, TooManyRecipients, TooManyConnections, Banned,
 	ShuttingDown, Timeout, MessageTooBig, HeaderTooBig, LineTooLong, BareCR, NULCharacter,
-	NoFromHeader, MultipleFromHeaders, BadFromHeader, FromNotOwned, StorageFailed,
+	NoFromHeader, MultipleFromHeaders, BadFromHeader, FromNotOwned, StorageFailed, TooManyHops,
 	LocalError, DNSTempFail, Queued("ID"),
 }
 

@@ -2,7 +2,9 @@ package smtpd
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -19,7 +21,8 @@ import (
 //
 //  1. normalize line endings and refuse bare CR, NUL and over-long lines
 //     (lineNormalizer), with the read deadline renewed for every read;
-//  2. read the header section (bounded by max_header_size);
+//  2. read the header section (bounded by max_header_size) and refuse a
+//     message that has looped through too many hops;
 //  3. on submission: require exactly one From: address, check it against
 //     the user's sender permissions, and start DKIM signing for it;
 //  4. stream header and body into a spool draft, hashing the body for
@@ -29,17 +32,15 @@ import (
 //
 // Any failure aborts the draft; nothing half-written is ever queued.
 func (s *session) Data(r io.Reader) error {
-	if s.from == nil || len(s.rcpts) == 0 {
+	tx := s.snapshot()
+	if tx.from == nil || len(tx.rcpts) == 0 {
 		// go-smtp checks this itself; keep the invariant local too.
 		return reply.LocalError.SMTP()
 	}
-	id, summary, err := s.receive(r)
+	id, summary, err := s.receive(r, tx)
 	if err != nil {
 		rep := reply.Classify(err)
-		if rep == reply.LocalError {
-			s.log.Error("data", slog.String(mlog.QueueID, orNoQueue(id)), slog.String(mlog.Error, err.Error()))
-		}
-		s.logRejected(id, "data", rep, err.Error(), slog.String(mlog.From, s.fromString()), slog.Int(mlog.RcptCount, len(s.rcpts)))
+		s.logRejected(id, "data", rep, err.Error(), slog.String(mlog.From, tx.fromString()), slog.Int(mlog.RcptCount, len(tx.rcpts)))
 		return rep.SMTP()
 	}
 	s.logReceived(id, summary)
@@ -48,15 +49,14 @@ func (s *session) Data(r io.Reader) error {
 	return reply.Queued(id).SMTP()
 }
 
-func orNoQueue(id string) string {
-	if id == "" {
-		return mlog.NoQueue
-	}
-	return id
-}
+// maxHops bounds the Received fields a message may carry, Postfix's
+// hopcount_limit; RFC 5321 §6.3 asks for a limit of at least 100 that a
+// loop reaches quickly anyway. A routing mistake (a relay domain sent back
+// to our own MX) then ends in a refusal instead of an endless loop.
+const maxHops = 50
 
 // receive runs steps 1-5 of Data and returns the queue ID.
-func (s *session) receive(r io.Reader) (string, envelopeSummary, error) {
+func (s *session) receive(r io.Reader, tx transaction) (string, envelopeSummary, error) {
 	maxLine := int(s.o.Limits.MaxLineLength.Bytes)
 	in := bufio.NewReaderSize(newLineNormalizer(&deadlineReader{r: r, s: s}, maxLine), 32<<10)
 
@@ -64,11 +64,12 @@ func (s *session) receive(r io.Reader) (string, envelopeSummary, error) {
 	if err != nil {
 		return "", envelopeSummary{}, err
 	}
-
+	if n := countReceived(header); n >= maxHops {
+		return "", envelopeSummary{}, reply.TooManyHops.Because(fmt.Errorf("%d Received fields", n))
+	}
 	var signer *dkim.Signer
 	if s.srv.role == config.RoleSubmission {
-		signer, err = s.checkAndSign(header)
-		if err != nil {
+		if signer, err = s.checkAndSign(header, tx.user); err != nil {
 			return "", envelopeSummary{}, err
 		}
 	}
@@ -84,66 +85,100 @@ func (s *session) receive(r io.Reader) (string, envelopeSummary, error) {
 			draft.Abort()
 		}
 	}()
-
-	var body io.Writer = draft
-	if signer != nil {
-		// The signer has the header already; it hashes the body as it
-		// streams to the spool.
-		body = io.MultiWriter(draft, signer)
-	}
-	if _, err := draft.Write(header); err != nil {
-		return id, envelopeSummary{}, err
-	}
-	n, err := io.Copy(body, in)
+	size, err := store(draft, header, in, signer)
 	if err != nil {
 		return id, envelopeSummary{}, err
 	}
+	prepend, domain, err := s.prepend(id, tx, signer)
+	if err != nil {
+		return id, envelopeSummary{}, err
+	}
+	if err := draft.Commit(s.envelope(tx), prepend); err != nil {
+		return id, envelopeSummary{}, err
+	}
+	committed = true
+	return id, envelopeSummary{from: tx.fromString(), rcptCount: len(tx.rcpts),
+		size: int64(len(prepend)) + size, dkimDomain: domain}, nil
+}
 
-	var prepend []byte
-	summary := envelopeSummary{from: s.fromString(), rcptCount: len(s.rcpts)}
+// store writes the header and streams the body into the draft, through the
+// signer when there is one (it has the header already and hashes the body
+// as it streams). It returns the bytes stored.
+func store(draft Draft, header []byte, body io.Reader, signer *dkim.Signer) (int64, error) {
+	if _, err := draft.Write(header); err != nil {
+		return 0, err
+	}
+	var w io.Writer = draft
+	if signer != nil {
+		w = io.MultiWriter(draft, signer)
+	}
+	n, err := io.Copy(w, body)
+	return int64(len(header)) + n, err
+}
+
+// prepend returns the header fields we add in front of the message: the
+// DKIM signatures, then our Received line.
+func (s *session) prepend(id string, tx transaction, signer *dkim.Signer) ([]byte, string, error) {
+	var out []byte
+	var domain string
 	if signer != nil {
 		sigs, err := signer.Finish()
 		if err != nil {
 			// A key matched but signing failed: never send the message
 			// unsigned (DESIGN: security invariants).
-			return id, envelopeSummary{}, reply.LocalError.Because(err)
+			return nil, "", reply.LocalError.Because(err)
 		}
-		prepend = append(prepend, sigs.Header...)
-		summary.dkimDomain = sigs.Domain
+		out, domain = append(out, sigs.Header...), sigs.Domain
 	}
-	prepend = append(prepend, receivedHeader(receivedInfo{
-		helo:     s.conn.Hostname(),
+	out = append(out, receivedHeader(receivedInfo{
+		helo:     tx.helo,
 		clientIP: s.clientIP.String(),
 		hostname: s.o.Hostname,
-		user:     s.user,
+		user:     tx.user,
 		queueID:  id,
 		tls:      s.tls,
 		esmtp:    true,
-		utf8:     s.mailOpts.UTF8,
-		rcpts:    s.rcpts,
+		utf8:     tx.mailOpts.UTF8,
+		rcpts:    tx.rcpts,
 		now:      s.o.Now(),
 	})...)
-	summary.size = int64(len(prepend)+len(header)) + n
+	return out, domain, nil
+}
 
-	env := queue.Envelope{
-		From:       s.fromString(),
-		Recipients: append([]string(nil), s.rcpts...),
-		UTF8:       s.mailOpts.UTF8,
-		EightBit:   s.mailOpts.Body == "8BITMIME",
+// envelope is what the queue keeps about the transaction.
+func (s *session) envelope(tx transaction) queue.Envelope {
+	return queue.Envelope{
+		From:       tx.fromString(),
+		Recipients: tx.rcpts,
+		UTF8:       tx.mailOpts.UTF8,
+		EightBit:   tx.mailOpts.Body == "8BITMIME",
 		Origin: queue.Origin{
 			Listener: s.srv.name,
 			Role:     string(s.srv.role),
 			ClientIP: s.clientIP.String(),
-			Helo:     s.conn.Hostname(),
-			User:     s.user,
+			Helo:     tx.helo,
+			User:     tx.user,
 			TLS:      s.tlsOrEmpty(),
 		},
 	}
-	if err := draft.Commit(env, prepend); err != nil {
-		return id, envelopeSummary{}, err
+}
+
+// countReceived counts the Received fields of a header section.
+func countReceived(header []byte) int {
+	n := 0
+	for len(header) > 0 {
+		line := header
+		if i := bytes.IndexByte(header, '\n'); i >= 0 {
+			line, header = header[:i+1], header[i+1:]
+		} else {
+			header = nil
+		}
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimRight(name, " \t"), []byte("Received")) {
+			n++
+		}
 	}
-	committed = true
-	return id, summary, nil
+	return n
 }
 
 func (s *session) tlsOrEmpty() string {
@@ -157,13 +192,13 @@ func (s *session) tlsOrEmpty() string {
 // From: address (DMARC aligns on it, RFC 7489 §6.6.1), which an
 // authenticated user must be allowed to use, and a DKIM signer for it
 // (nil when no key signs for that address).
-func (s *session) checkAndSign(header []byte) (*dkim.Signer, error) {
+func (s *session) checkAndSign(header []byte, user string) (*dkim.Signer, error) {
 	from, err := dkim.ParseFrom(header)
 	if err != nil {
 		return nil, err
 	}
-	if s.user != "" && s.o.Senders != nil && !s.o.Senders.Allowed(s.user, from) {
-		return nil, reply.FromNotOwned.Because(errors.New("From: " + from + " not allowed for user " + s.user))
+	if user != "" && s.o.Senders != nil && !s.o.Senders.Allowed(user, from) {
+		return nil, reply.FromNotOwned.Because(errors.New("From: " + from + " not allowed for user " + user))
 	}
 	if s.o.DKIM == nil {
 		return nil, nil

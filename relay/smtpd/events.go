@@ -22,7 +22,7 @@ func (s *session) logReceived(id string, env envelopeSummary) {
 		slog.Int(mlog.RcptCount, env.rcptCount),
 		slog.Int64(mlog.Size, env.size),
 		slog.String(mlog.ClientIP, s.clientIP.String()),
-		slog.String(mlog.User, s.user),
+		slog.String(mlog.User, s.authUser()),
 		slog.String(mlog.TLS, s.tlsSummary()),
 		slog.String(mlog.DKIMDomain, env.dkimDomain),
 		slog.String(mlog.Listener, s.srv.name),

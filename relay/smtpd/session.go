@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -28,13 +29,45 @@ type session struct {
 	connID   uint64
 	clientIP netip.Addr
 	tls      *tls.ConnectionState
-	user     string // SASL user once AUTH succeeded
 
-	// The transaction (MAIL … DATA); cleared by Reset.
+	// mu guards user and tx: go-smtp runs Data in a goroutine of its own
+	// for BDAT, and calls Reset from the connection's goroutine (RSET or
+	// EHLO between chunks) while that Data may still run. (go-smtp v0.25.1
+	// itself races there on its result channel: the aborted message's
+	// result can reach the next BDAT transaction, whose client then sees
+	// a 451 and retries — a duplicate at worst, never a loss.)
+	mu   sync.Mutex
+	user string      // SASL user once AUTH succeeded
+	tx   transaction // MAIL … DATA; cleared by Reset
+}
+
+// transaction is the envelope being built by MAIL and RCPT. Data works on
+// a copy taken when it starts.
+type transaction struct {
 	from     *address.Address
 	mailOpts smtp.MailOptions
 	rcpts    []string
 	seen     map[string]bool
+	user     string
+	helo     string
+}
+
+// snapshot returns a copy of the transaction for Data.
+func (s *session) snapshot() transaction {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.tx
+	tx.rcpts = append([]string(nil), s.tx.rcpts...)
+	tx.seen = nil
+	tx.user = s.user
+	tx.helo = s.conn.Hostname()
+	return tx
+}
+
+func (s *session) authUser() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user
 }
 
 var (
@@ -55,7 +88,7 @@ func (s *session) trusted() bool {
 // mayRelay reports whether this client may send mail anywhere: on a
 // submission listener, an authenticated user or a trusted network.
 func (s *session) mayRelay() bool {
-	return s.srv.role == config.RoleSubmission && (s.user != "" || s.trusted())
+	return s.srv.role == config.RoleSubmission && (s.authUser() != "" || s.trusted())
 }
 
 func (s *session) tlsSummary() string {
@@ -67,10 +100,9 @@ func (s *session) tlsSummary() string {
 
 // Reset implements smtp.Session.
 func (s *session) Reset() {
-	s.from = nil
-	s.mailOpts = smtp.MailOptions{}
-	s.rcpts = nil
-	s.seen = nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tx = transaction{}
 }
 
 // Logout implements smtp.Session.
@@ -107,7 +139,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	check := func(username, password string) error {
 		res := s.o.Auth.Authenticate(s.clientIP, username, password)
 		if res.Err == nil {
+			s.mu.Lock()
 			s.user = username
+			s.mu.Unlock()
 			s.log.Debug("authenticated", slog.String(mlog.User, username), slog.String(mlog.Mechanism, mech))
 			return nil
 		}
@@ -158,11 +192,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !a.IsASCII() && !opts.UTF8 {
 		return s.reject("mail", reply.UTF8Required, "non-ASCII sender without SMTPUTF8", slog.String(mlog.From, from))
 	}
-	if s.user != "" && !a.IsNull() && s.o.Senders != nil && !s.o.Senders.Allowed(s.user, a.String()) {
-		return s.reject("mail", reply.SenderNotOwned, "MAIL FROM not allowed for user "+s.user, slog.String(mlog.From, from))
+	user := s.authUser()
+	if user != "" && !a.IsNull() && s.o.Senders != nil && !s.o.Senders.Allowed(user, a.String()) {
+		return s.reject("mail", reply.SenderNotOwned, "MAIL FROM not allowed for user "+user, slog.String(mlog.From, from))
 	}
-	s.from = &a
-	s.mailOpts = *opts
+	s.mu.Lock()
+	s.tx.from = &a
+	s.tx.mailOpts = *opts
+	s.mu.Unlock()
 	return nil
 }
 
@@ -176,7 +213,10 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 		return s.reject("rcpt", r, err.Error(), slog.String(mlog.Rcpt, to))
 	}
-	if !a.IsASCII() && !s.mailOpts.UTF8 {
+	s.mu.Lock()
+	utf8 := s.tx.mailOpts.UTF8
+	s.mu.Unlock()
+	if !a.IsASCII() && !utf8 {
 		return s.reject("rcpt", reply.UTF8Required, "non-ASCII recipient without SMTPUTF8", slog.String(mlog.Rcpt, to))
 	}
 	// Sender-specified routing and address literals are refused for every
@@ -203,12 +243,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 	}
 	w := a.String()
-	if s.seen == nil {
-		s.seen = make(map[string]bool)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx.seen == nil {
+		s.tx.seen = make(map[string]bool)
 	}
-	if !s.seen[w] {
-		s.seen[w] = true
-		s.rcpts = append(s.rcpts, w)
+	if !s.tx.seen[w] {
+		s.tx.seen[w] = true
+		s.tx.rcpts = append(s.tx.rcpts, w)
 	}
 	return nil
 }
@@ -220,11 +262,11 @@ func (s *session) reject(stage string, r reply.Reply, reason string, extra ...sl
 }
 
 // fromString is the envelope sender for logs and the queue.
-func (s *session) fromString() string {
-	if s.from == nil {
+func (tx transaction) fromString() string {
+	if tx.from == nil {
 		return ""
 	}
-	return s.from.String()
+	return tx.from.String()
 }
 
 func (s *session) String() string {

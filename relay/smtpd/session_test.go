@@ -503,7 +503,7 @@ func TestSession_StalledClientTimesOut(t *testing.T) {
 	d.send("From: a@outside.example\r\n\r\npartial")
 	// Then nothing: the server must give up with a 4xx and hang up.
 	got := d.reply()
-	if !strings.HasPrefix(got, "421 4.4.2") && !strings.HasPrefix(got, "451 ") {
+	if !strings.HasPrefix(got, "421 4.4.2 ") {
 		t.Errorf("stalled client got %q, want 421 4.4.2", got)
 	}
 	if n := len(e.spool.messages()); n != 0 {
@@ -667,5 +667,28 @@ func TestSession_InvalidHeloRefused(t *testing.T) {
 	}
 	if n := len(e.spool.messages()); n != 0 {
 		t.Errorf("%d messages queued, want 0", n)
+	}
+}
+
+// TestData_RefusesMailLoops: a message that has passed through too many
+// hops (Postfix's hopcount_limit, 50) is refused instead of looping on.
+func TestData_RefusesMailLoops(t *testing.T) {
+	t.Parallel()
+	e := startServer(t, envOptions{role: config.RoleMX})
+	for _, tt := range []struct {
+		hops int
+		want string
+	}{{maxHops - 1, "250 2.0.0 "}, {maxHops, "554 5.4.6 "}} {
+		d := e.dial()
+		d.hello()
+		d.expect("MAIL FROM:<a@outside.example>", "250 ")
+		d.expect("RCPT TO:<user@example.com>", "250 ")
+		d.expect("DATA", "354 ")
+		trace := strings.Repeat("Received: from a by b; Sat, 21 Nov 2026 10:00:00 +0000\r\n", tt.hops)
+		d.send(trace + "From: a@outside.example\r\n\r\nhi\r\n.\r\n")
+		d.expect("", tt.want)
+	}
+	if n := len(e.spool.messages()); n != 1 {
+		t.Errorf("%d messages queued, want 1", n)
 	}
 }
