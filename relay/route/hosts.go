@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"golang.org/x/net/idna"
+
 	"smarthost/config"
 	"smarthost/relay/resolve"
 )
@@ -57,7 +59,7 @@ var (
 	ErrNoDomain       = errors.New("route: domain not found")
 	ErrNoAddress      = errors.New("route: no address for host")
 	ErrLoop           = errors.New("route: mail loops back to myself")
-	ErrIDNA           = errors.New("route: internationalized domain names are not supported")
+	ErrIDNA           = errors.New("route: invalid internationalized domain name")
 	ErrDNS            = errors.New("route: DNS lookup failed")
 )
 
@@ -114,9 +116,15 @@ func (r *Router) bracketed(ctx context.Context, name string, port int) ([]Host, 
 
 func (r *Router) mx(ctx context.Context, domain string, port int) ([]Host, error) {
 	if !isASCII(domain) {
-		// TODO(#3): convert U-labels to A-labels (IDNA, RFC 5891) before
-		// the lookup; no resolver can find a name in UTF-8.
-		return nil, &Error{Permanent: true, Enhanced: "5.4.4", Err: fmt.Errorf("%w: %s", ErrIDNA, domain)}
+		// DNS knows only A-labels: convert the U-labels of an
+		// internationalized domain (RFC 5891 §5) before the lookup, as
+		// Postfix does with smtputf8_enable. A name that IDNA refuses
+		// can never be found.
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return nil, &Error{Permanent: true, Enhanced: "5.1.2", Err: fmt.Errorf("%w: %s: %v", ErrIDNA, domain, err)}
+		}
+		domain = a
 	}
 	mxs, err := r.resolver.LookupMX(ctx, domain)
 	// *net.Resolver may return the well-formed records together with an

@@ -35,14 +35,15 @@ func ips(s ...string) []netip.Addr {
 func fakeDNS() *resolvetest.Resolver {
 	return &resolvetest.Resolver{
 		MX: map[string][]*net.MX{
-			"example.test":        {{Host: "mx20.example.test.", Pref: 20}, {Host: "mx10.example.test.", Pref: 10}},
-			"equal.example.test":  {{Host: "a.example.test.", Pref: 10}, {Host: "b.example.test.", Pref: 10}, {Host: "c.example.test.", Pref: 10}, {Host: "z.example.test.", Pref: 30}},
-			"null.example.test":   {{Host: ".", Pref: 0}},
-			"noaddr.example.test": {{Host: "ghost.example.test.", Pref: 10}},
-			"partly.example.test": {{Host: "ghost.example.test.", Pref: 5}, {Host: "mx10.example.test.", Pref: 10}},
-			"tempmx.example.test": {{Host: "broken.example.test.", Pref: 10}},
-			"self.example.test":   {{Host: "relay.example.test.", Pref: 10}},
-			"backup.example.test": {{Host: "mx10.example.test.", Pref: 5}, {Host: "RELAY.example.test.", Pref: 10}, {Host: "mx20.example.test.", Pref: 20}},
+			"example.test":               {{Host: "mx20.example.test.", Pref: 20}, {Host: "mx10.example.test.", Pref: 10}},
+			"equal.example.test":         {{Host: "a.example.test.", Pref: 10}, {Host: "b.example.test.", Pref: 10}, {Host: "c.example.test.", Pref: 10}, {Host: "z.example.test.", Pref: 30}},
+			"null.example.test":          {{Host: ".", Pref: 0}},
+			"noaddr.example.test":        {{Host: "ghost.example.test.", Pref: 10}},
+			"partly.example.test":        {{Host: "ghost.example.test.", Pref: 5}, {Host: "mx10.example.test.", Pref: 10}},
+			"tempmx.example.test":        {{Host: "broken.example.test.", Pref: 10}},
+			"self.example.test":          {{Host: "relay.example.test.", Pref: 10}},
+			"backup.example.test":        {{Host: "mx10.example.test.", Pref: 5}, {Host: "RELAY.example.test.", Pref: 10}, {Host: "mx20.example.test.", Pref: 20}},
+			"xn--bcher-kva.example.test": {{Host: "mx10.example.test.", Pref: 10}},
 		},
 		IP: map[string][]netip.Addr{
 			"mx10.example.test":  ips("192.0.2.10", "2001:db8::10"),
@@ -122,7 +123,7 @@ func TestHosts_Failures(t *testing.T) {
 		{"bracketed host not found is temporary", bracketed("nowhere.example.test"), false, "4.4.4", ErrNoAddress},
 		{"bracketed host DNS failure", bracketed("servfail.example.test"), false, "4.4.3", ErrDNS},
 		{"no destination", config.NextHop{Transport: config.TransportSMTP, MX: true}, true, "5.1.3", ErrBadDestination},
-		{"internationalized domain", mx("bücher.example.test"), true, "5.4.4", ErrIDNA},
+		{"internationalized domain IDNA refuses", mx("ab\u00a0c.example.test"), true, "5.1.2", ErrIDNA},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,5 +170,20 @@ func TestHosts_DefaultShuffleVariesOrder(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("Hosts(equal.example.test) first hosts seen = %v, want the equal-preference hosts shuffled", seen)
+	}
+}
+
+// TestHosts_InternationalizedDomainLooksUpItsALabel: DNS holds only
+// A-labels, so bücher.example.test is looked up as xn--bcher-kva.
+func TestHosts_InternationalizedDomainLooksUpItsALabel(t *testing.T) {
+	t.Parallel()
+	dns := fakeDNS()
+	r := New(testConfig(t, nil, ""), dns)
+	hs, err := r.Hosts(context.Background(), mx("bücher.example.test"))
+	if err != nil || len(hs) != 1 || hs[0].Name != "mx10.example.test" {
+		t.Fatalf("Hosts(bücher.example.test) = %s, %v; want mx10.example.test", fmtHosts(hs), err)
+	}
+	if q := dns.Queries(); len(q) == 0 || q[0] != "MX xn--bcher-kva.example.test" {
+		t.Errorf("queries = %v, want the A-label first", q)
 	}
 }
