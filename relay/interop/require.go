@@ -44,7 +44,7 @@ func debianPackage(p string) string {
 	switch p {
 	case "dnsmasq":
 		return "dnsmasq-base"
-	case "postfix", "sendmail", "postqueue", "smtp-source", "smtp-sink":
+	case "postfix", "postconf", "sendmail", "postqueue", "smtp-source", "smtp-sink":
 		return "postfix"
 	}
 	return p
