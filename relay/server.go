@@ -207,7 +207,7 @@ func loadDKIM(cfg *config.Config) (*dkim.Table, error) {
 func loadUsers(cfg *config.Config, log *slog.Logger) (*auth.Users, error) {
 	users, err := auth.LoadUsers(cfg.Auth.UsersFile)
 	if errors.Is(err, os.ErrNotExist) {
-		log.Warn("users_file_missing", slog.String("file", cfg.Auth.UsersFile))
+		logUsersFileMissing(log, cfg.Auth.UsersFile)
 		return nil, nil
 	}
 	return users, err
@@ -275,8 +275,7 @@ func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 			}
 			return nil
 		})
-		s.log.Info("listening", slog.String("listener", l.cfg.Name), slog.String("address", l.ln.Addr().String()),
-			slog.String("role", string(l.cfg.Role)), slog.String("tls", string(l.cfg.TLS)))
+		s.logListening(l)
 	}
 
 	<-ctx.Done()
@@ -342,7 +341,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	old := s.cfg.Load()
 	for _, key := range needRestart(old, cfg) {
-		s.log.Warn("reload_needs_restart", slog.String("key", key))
+		s.logNeedsRestart(key)
 	}
 	cfg = keepRouting(old, cfg)
 	s.dkim.Store(table)
@@ -355,7 +354,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 			return err
 		}
 	}
-	s.log.Info("reloaded", slog.String("file", cfg.File))
+	s.logReloaded(cfg.File)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"smarthost/config"
+	"smarthost/queue/mlog"
 	"smarthost/relay"
 )
 
@@ -37,7 +38,7 @@ func runServe(args []string, io stdio) error {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 	for _, w := range warnings {
-		logger.Warn("config_warning", slog.String("problem", w.String()))
+		logger.Warn(mlog.ConfigWarning, slog.String(mlog.Problem, w.String()))
 	}
 	srv, err := relay.New(relay.Options{Config: cfg, Logger: logger})
 	if err != nil {
@@ -80,9 +81,9 @@ func reload(srv *relay.Server, path string, logger *slog.Logger) {
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
 		for _, p := range cerr.Problems {
-			logger.Error("reload_rejected", slog.String("problem", p.String()))
+			logger.Error(mlog.ReloadRejected, slog.String(mlog.Problem, p.String()))
 		}
 		return
 	}
-	logger.Error("reload_rejected", slog.String("error", err.Error()))
+	logger.Error(mlog.ReloadRejected, slog.String(mlog.Error, err.Error()))
 }

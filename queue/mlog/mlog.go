@@ -27,6 +27,16 @@ const (
 	SpoolError  = "spool_error"  // a queued message's state could not be written to disk
 )
 
+// Server life-cycle events (no queue ID: they are not about a message).
+const (
+	Listening        = "listening"          // a listener accepts connections
+	UsersFileMissing = "users_file_missing" // nobody can log in
+	Reloaded         = "reloaded"           // SIGHUP applied a new configuration
+	ReloadRejected   = "reload_rejected"    // SIGHUP found problems; the old configuration stays
+	NeedsRestart     = "reload_needs_restart"
+	ConfigWarning    = "config_warning"
+)
+
 // Attribute keys.
 const (
 	QueueID     = "queue_id"
@@ -56,4 +66,9 @@ const (
 	Delay       = "delay"        // time since arrival, in seconds
 	DSNID       = "dsn_id"       // queue ID of the DSN a bounce produced
 	BanUntil    = "ban_until"    // end of a ban (RFC 3339)
+	Address     = "address"      // a listening address
+	Role        = "role"         // a listener's role
+	File        = "file"         // a file the event is about
+	Key         = "key"          // a configuration key
+	Problem     = "problem"      // a configuration problem, as smarthost check prints it
 )
