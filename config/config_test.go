@@ -440,3 +440,31 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestLoad_WarnsAboutRisksThatStillRun(t *testing.T) {
+	t.Parallel()
+	src := `hostname = "mail.example.org"
+trusted_networks = ["0.0.0.0/0", "192.0.2.0/24"]
+relay_domains = ["example.com", "routed.example", "sub.parent.example"]
+[[listener]]
+name = "loop"
+address = "127.0.0.1:2526"
+tls = "none"
+role = "mx"
+[transport]
+"routed.example" = "smtp:[home.routed.example]:10025"
+".parent.example" = "smtp:[home.parent.example]:10025"
+`
+	_, warnings, err := Load(writeConfig(t, src))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	var keys []string
+	for _, w := range warnings {
+		keys = append(keys, w.Key)
+	}
+	want := "trusted_networks[0] relay_domains[0]"
+	if got := strings.Join(keys, " "); got != want {
+		t.Errorf("warnings for %q, want %q:\n%v", got, want, warnings)
+	}
+}

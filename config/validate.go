@@ -70,7 +70,11 @@ func (v *validator) validate(c *Config) {
 		v.errorf("state_dir", "empty", `set it to a directory smarthost may write, e.g. "/var/lib/smarthost"`)
 	}
 	for i, n := range c.TrustedNetworks {
-		v.parsed(keyPath("trusted_networks")+index(i), n, "")
+		key := keyPath("trusted_networks") + index(i)
+		if v.parsed(key, n, "") && (n.Bits() < 8 || n.Addr().Is6() && n.Bits() < 32) && !n.Addr().IsLoopback() {
+			v.warnf(key, fmt.Sprintf("%s lets a large part of the Internet relay without AUTH", n.Prefix),
+				"list only your own networks, e.g. 127.0.0.0/8 and the home server's address")
+		}
 	}
 	for i, d := range c.RelayDomains {
 		key := keyPath("relay_domains") + index(i)
@@ -333,6 +337,33 @@ func (v *validator) transport(c *Config) {
 		}
 	}
 	c.Transport = normalized
+	for i, d := range c.RelayDomains {
+		if !routedByTransport(d, normalized) {
+			v.warnf(keyPath("relay_domains")+index(i), fmt.Sprintf("%s has no [transport] entry, so its mail is delivered by MX lookup — which points back here", d),
+				fmt.Sprintf(`add e.g. "%s" = "smtp:[home.%s]:10025" to [transport]`, strings.TrimPrefix(d, "."), strings.TrimPrefix(d, ".")))
+		}
+	}
+}
+
+// routedByTransport reports whether mail for relay domain d has an explicit
+// next hop: an entry for the domain itself or a parent (".parent"); "*"
+// counts too, since it routes everything.
+func routedByTransport(d string, t map[string]NextHop) bool {
+	if _, ok := t["*"]; ok {
+		return true
+	}
+	d = strings.TrimPrefix(d, ".")
+	if _, ok := t[d]; ok {
+		return true
+	}
+	for labels := d; strings.Contains(labels, "."); {
+		labels = labels[strings.IndexByte(labels, '.')+1:]
+		if _, ok := t["."+labels]; ok {
+			return true
+		}
+	}
+	_, ok := t["."+d]
+	return ok
 }
 
 // validTransportKey accepts the lookup keys of a transport map: "*", a
