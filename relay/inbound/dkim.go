@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,13 @@ type verifier struct {
 	done    chan struct{} // closed when the goroutine has returned
 	stopped bool          // the verifier reads no more; Write discards
 
+	// The body as fed to the verifier (see write): a run of CRLFs held
+	// back, as a count, and the run of blank bytes already passed on.
+	pairs     int64 // "\r\n" held back
+	cr        bool  // and a "\r" after them
+	blank     int64 // trailing bytes passed on that are all SP, HT, CR, LF
+	abandoned bool  // over maxBlankRun: nothing verified (policy)
+
 	// Set by the goroutine before done is closed.
 	vs  []*msgauth.Verification
 	err error
@@ -135,21 +143,142 @@ func startVerifier(ctx context.Context, r resolve.Resolver, fields []field, head
 		v.vs, v.err = msgauth.VerifyWithOptions(pr, opts)
 		pr.CloseWithError(errVerifierDone)
 	}()
-	v.write(header)
+	// The header section goes straight to the pipe: write's holding
+	// back of CRLFs is for the body only.
+	v.send(header)
 	if !hasBody {
 		// go-msgauth needs the empty line that ends the header section.
-		v.write([]byte("\r\n"))
+		v.send([]byte("\r\n"))
 	}
 	return v
 }
 
-// write feeds p to the verifier. Once it has stopped reading, the rest of
-// the message is not needed and is dropped here.
+// maxBlankRun bounds a run of blank lines (bytes that are all SP, HT, CR
+// or LF) passed to go-msgauth. Its body canonicalizers keep such a run
+// until the next other byte: "relaxed" in memory, "simple" (its trailing
+// CRLFs) copied again on every 4 KiB read, which makes a body of 16 MiB of
+// empty lines cost a minute of CPU. Runs of CRLF alone are held back here
+// as a count instead (see write); any other run longer than this stops
+// verification, and the signatures get dkim=policy. No real message has
+// 64 KiB of blank lines in a row.
+const maxBlankRun = 64 << 10
+
+// crlfs is a run of CRLFs to write held-back line ends from; never
+// changed.
+var crlfs = bytes.Repeat([]byte("\r\n"), maxBlankRun/2)
+
+// errAbandoned stops the verifier when a run of blank lines is too long.
+var errAbandoned = errors.New("inbound: dkim: too many blank lines in a row")
+
+// write feeds the next chunk of the body to the verifier.
+//
+// A run of CRLFs is not passed on as it comes but counted, and passed on
+// only when other bytes follow. At the end of the body it is dropped:
+// both canonicalizations ignore empty lines at the end of the body and
+// add the final CRLF themselves (RFC 6376 §3.4.3, §3.4.4), so the body
+// hash is the same, and a body ending in millions of empty lines costs
+// nothing. Once the verifier has stopped reading, the rest of the body is
+// not needed and is dropped here.
 func (v *verifier) write(p []byte) error {
-	if v.stopped {
+	if v.stopped || len(p) == 0 {
 		return nil
 	}
-	_, err := v.pw.Write(p)
+	if v.cr && p[0] == '\n' {
+		v.pairs, v.cr, p = v.pairs+1, false, p[1:]
+	}
+	i := crlfSuffix(p)
+	if i == 0 && !v.cr {
+		v.hold(p)
+		return nil
+	}
+	if err := v.flush(); err != nil || v.stopped {
+		return err
+	}
+	if err := v.pass(p[:i]); err != nil || v.stopped {
+		return err
+	}
+	v.hold(p[i:])
+	return nil
+}
+
+// crlfSuffix returns where the longest suffix of p of the form
+// ("\r\n")* ["\r"] starts.
+func crlfSuffix(p []byte) int {
+	i := len(p)
+	if i > 0 && p[i-1] == '\r' {
+		i--
+	}
+	for i >= 2 && p[i-2] == '\r' && p[i-1] == '\n' {
+		i -= 2
+	}
+	return i
+}
+
+// hold counts s, of the form crlfSuffix finds, as held back. v.cr must be
+// false.
+func (v *verifier) hold(s []byte) {
+	v.pairs += int64(len(s) / 2)
+	v.cr = len(s)%2 == 1
+}
+
+// flush passes on the CRLFs held back.
+func (v *verifier) flush() error {
+	n := 2*v.pairs + int64(btoi(v.cr))
+	if n == 0 {
+		return nil
+	}
+	if v.blank+n > maxBlankRun {
+		v.abandon()
+		return nil
+	}
+	v.pairs, v.cr = 0, false
+	v.blank += n
+	if err := v.send(crlfs[:n&^1]); err != nil || n&1 == 0 {
+		return err
+	}
+	return v.send([]byte("\r"))
+}
+
+// pass passes b on, keeping count of the blank run it ends with. The run
+// it continues (its leading blank bytes) counts against maxBlankRun too:
+// go-msgauth reads in 4 KiB pieces, not in our chunks.
+func (v *verifier) pass(b []byte) error {
+	lead := 0
+	for lead < len(b) && isBlank(b[lead]) {
+		lead++
+	}
+	j := len(b)
+	for j > lead && isBlank(b[j-1]) {
+		j--
+	}
+	if v.blank+int64(lead) > maxBlankRun || int64(len(b)-j) > maxBlankRun {
+		v.abandon()
+		return nil
+	}
+	if j == lead {
+		v.blank += int64(lead) // all blank: the run goes on
+	} else {
+		v.blank = int64(len(b) - j)
+	}
+	return v.send(b)
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// send writes b to the verifier. An empty b is not written: io.Pipe
+// would wait for a reader even for nothing.
+func (v *verifier) send(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := v.pw.Write(b)
 	switch {
 	case errors.Is(err, errVerifierDone):
 		v.stopped = true
@@ -160,8 +289,21 @@ func (v *verifier) write(p []byte) error {
 	return nil
 }
 
+// abandon stops verification: the signatures will be dkim=policy.
+func (v *verifier) abandon() {
+	v.abandoned, v.stopped = true, true
+	v.pw.CloseWithError(errAbandoned)
+}
+
 // wait ends the message and waits for the verifier, or for ctx.
 func (v *verifier) wait(ctx context.Context) error {
+	if v.cr && !v.stopped {
+		// A body ending in a lone CR: that CR, and the CRLFs before
+		// it, are not empty lines at the end, and count.
+		if err := v.flush(); err != nil {
+			return err
+		}
+	}
 	v.pw.Close()
 	select {
 	case <-v.done:
@@ -189,6 +331,8 @@ func (v *verifier) outcomes(now time.Time) []dkimOutcome {
 		switch {
 		case i >= maxSignatures:
 			o.result, o.reason = authres.ResultPolicy, "too many signatures"
+		case v.abandoned:
+			o.result, o.reason = authres.ResultPolicy, "body not verified: too many blank lines in a row"
 		case failed || i >= len(v.vs):
 			// go-msgauth stopped on an error that is not about a
 			// signature (a read error): nothing was decided.

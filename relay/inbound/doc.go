@@ -54,7 +54,11 @@
 //   - No From field gives dmarc=none; several From domains are each
 //     evaluated and the strictest outcome wins; see fromDomains.
 //   - DKIM verifies at most maxSignatures signatures; t=y keys turn a
-//     fail into neutral (RFC 6376 §3.6.1).
+//     fail into neutral (RFC 6376 §3.6.1). A body with more than
+//     maxBlankRun bytes of blank lines in a row (other than at its end)
+//     is not verified (dkim=policy): go-msgauth's canonicalizers hold such
+//     a run, and "simple" copies it again on every read (see write in
+//     dkim.go).
 //
 // # Invariants
 //
