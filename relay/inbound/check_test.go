@@ -96,6 +96,12 @@ func TestNew_RefusesBadOptions(t *testing.T) {
 		{"empty mode", Options{Hostname: hostname, Config: config.Inbound{}, Resolver: zone(nil)}, false},
 		{"no hostname", Options{Config: modes(tag, tag, tag), Resolver: zone(nil)}, false},
 		{"no resolver", Options{Hostname: hostname, Config: modes(config.CheckOff, config.CheckOff, tag)}, false},
+		{"quarantine header without a colon", Options{Hostname: hostname, Resolver: zone(nil),
+			Config: config.Inbound{SPF: tag, DKIM: tag, DMARC: tag, QuarantineHeader: "X-Spam-Flag YES"}}, false},
+		{"quarantine header of two lines", Options{Hostname: hostname, Resolver: zone(nil),
+			Config: config.Inbound{SPF: tag, DKIM: tag, DMARC: tag, QuarantineHeader: "X-Spam: 1\r\nBcc: x@example.test"}}, false},
+		{"no quarantine header", Options{Hostname: hostname, Resolver: zone(nil),
+			Config: config.Inbound{SPF: tag, DKIM: tag, DMARC: tag}}, true},
 	}
 	for _, tt := range tests {
 		c, err := New(tt.o)

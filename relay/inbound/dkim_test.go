@@ -280,3 +280,23 @@ func TestClassify(t *testing.T) {
 		t.Errorf("classify(other error) = %s, want fail", r)
 	}
 }
+
+// TestDKIM_ControlCharactersNeverReachTheHeader: tags of a forged
+// signature with control characters are reported without them, so the
+// Authentication-Results field stays one field.
+func TestDKIM_ControlCharactersNeverReachTheHeader(t *testing.T) {
+	t.Parallel()
+	msg := "DKIM-Signature: v=1; a=rsa-sha256; d=exa\x01mple.test; s=se\x00l\x7f; i=@exa\x01mple.test;\r\n" +
+		" h=from; bh=AAAA; b=AA\x1bAAAAAAAA\r\n" + message("a@example.test")
+	c := newChecker(t, modes(config.CheckOff, config.CheckTag, config.CheckOff), dkimZone(t))
+	got := check(t, c, envelope(goodIP), msg, 4096)
+	h := got.verdict.Header
+	for i, b := range h {
+		if (b < ' ' && b != '\r' && b != '\n') || b == 0x7f || (b == '\n' && (i+1 == len(h) || h[i+1] != ' ') && i+1 != len(h)) {
+			t.Fatalf("byte %#x at %d of %q", b, i, h)
+		}
+	}
+	if rs := dkimOf(t, h); len(rs) != 1 || !strings.Contains(rs[0], "header.d=example.test header.i=@example.test header.s=sel") {
+		t.Errorf("dkim results %q, want the tags without control characters", rs)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/mail"
+	"slices"
 	"strings"
 
 	"blitiri.com.ar/go/spf"
@@ -83,7 +84,7 @@ func fromDomains(header []byte, fields []field) fromResult {
 			switch {
 			case !ok:
 				r.problem = "unparseable From"
-			case !contains(r.domains, d):
+			case !slices.Contains(r.domains, d):
 				r.domains = append(r.domains, d)
 			}
 		}
@@ -92,15 +93,6 @@ func fromDomains(header []byte, fields []field) fromResult {
 		return fromResult{problem: "too many From domains"}
 	}
 	return r
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // addressDomain returns the domain of addr as a lower-case A-label name,

@@ -116,6 +116,9 @@ func (ch *Check) verdict() (Verdict, error) {
 		}
 		summary = append(summary, "dmarc="+strings.Join(rs, ","))
 	}
+	for _, r := range results {
+		cleanParams(r)
+	}
 	v.Header = append(v.Header, foldField("Authentication-Results", splitTokens(authres.Format(c.o.Hostname, results)))...)
 
 	err := ch.decide(dmarcs)
@@ -266,4 +269,28 @@ func dmarcResult(o dmarcOutcome) authres.Result {
 		p["policy.dmarc"] = string(o.applied)
 	}
 	return &authres.GenericResult{Method: "dmarc", Value: o.result, Params: p}
+}
+
+// cleanParams removes control characters from a result's values. Some
+// come from the sender (the tags of a DKIM-Signature, MAIL FROM, HELO);
+// authres quotes what needs quoting but would copy a CR or LF into the
+// field as it is.
+func cleanParams(r authres.Result) {
+	switch r := r.(type) {
+	case *authres.SPFResult:
+		r.From, r.Helo = clean(r.From), clean(r.Helo)
+	case *authres.GenericResult:
+		for k, v := range r.Params {
+			r.Params[k] = clean(v)
+		}
+	}
+}
+
+func clean(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return -1
+		}
+		return c
+	}, s)
 }

@@ -83,6 +83,10 @@ func New(opts Options) (*Checker, error) {
 		return nil, errors.New("inbound: no resolver")
 	}
 	if q := strings.TrimSpace(opts.Config.QuarantineHeader); q != "" {
+		name, _, ok := strings.Cut(q, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") || strings.ContainsAny(q, "\r\n") {
+			return nil, fmt.Errorf("inbound: inbound.quarantine_header: %q is not one header field; write e.g. %q", q, "X-Spam-Flag: YES")
+		}
 		c.quarantine = []byte(q + "\r\n")
 	}
 	if c.o.Now == nil {
@@ -176,7 +180,8 @@ func (c *Checker) Begin(ctx context.Context, env Envelope) *Check {
 
 // Header takes the message's header section, as relay/dkim.ReadHeader
 // read it (the empty line that ends it included, if there is one), and
-// returns the header section to store.
+// returns the header section to store (header itself when nothing was
+// removed).
 //
 // The stored header is the same bytes without the Authentication-Results
 // fields that claim our authserv-id (RFC 8601 §5; see removeForged). They
@@ -214,9 +219,11 @@ func (ch *Check) Header(header []byte) ([]byte, error) {
 }
 
 // Write takes the next chunk of the body (everything after the header
-// section). Nothing is kept: with signatures to verify, the chunk is
-// hashed before Write returns. It fails only after Abort or Finish, or
-// before Header.
+// section). Nothing of it is kept: with signatures to verify, the chunk is
+// hashed before Write returns (runs of empty lines are only counted, see
+// verifier.write). Until the verifier has its keys, Write waits for the
+// key lookups, which the resolver's timeout and Begin's ctx bound. Write
+// fails only after Abort or Finish, or before Header.
 func (ch *Check) Write(p []byte) (int, error) {
 	if !ch.headerDone || ch.finished || ch.aborted {
 		return 0, errors.New("inbound: Write before Header, or after Finish or Abort")

@@ -38,18 +38,15 @@ type spfOutcome struct {
 // DNS-querying terms, 2 void lookups, RFC 7208 §4.6.4) are the library's.
 func checkSPF(ctx context.Context, r resolve.Resolver, env Envelope) spfOutcome {
 	out := spfOutcome{identity: "mailfrom", sender: env.MailFrom}
-	var domain string
+	local, domain, _ := cutLast(env.MailFrom, "@")
 	if env.MailFrom == "" {
 		out.identity = "helo"
-		domain = env.Helo
+		local, domain = "postmaster", env.Helo
 		out.sender = "postmaster@" + env.Helo
-	} else {
-		local, d, ok := cutLast(env.MailFrom, "@")
-		if !ok || local == "" {
-			// RFC 7208 §4.3: a missing local part is "postmaster".
-			out.sender = "postmaster@" + d
-		}
-		domain = d
+	}
+	if local == "" {
+		// RFC 7208 §4.3: a missing local part is "postmaster".
+		local = "postmaster"
 	}
 	ascii, ok := spfDomain(domain)
 	if !ok {
@@ -58,8 +55,14 @@ func checkSPF(ctx context.Context, r resolve.Resolver, env Envelope) spfOutcome 
 		return out
 	}
 	out.domain = ascii
+	// The library looks up the domain as given: give it A-labels (an
+	// SMTPUTF8 sender may use U-labels, which no resolver answers).
+	helo := env.Helo
+	if h, ok := spfDomain(helo); ok {
+		helo = h
+	}
 	ip := env.ClientIP.Unmap()
-	res, err := spf.CheckHostWithSender(net.IP(ip.AsSlice()), env.Helo, out.sender,
+	res, err := spf.CheckHostWithSender(net.IP(ip.AsSlice()), helo, local+"@"+ascii,
 		spf.WithContext(ctx), spf.WithResolver(spfResolver{r}))
 	out.result = res
 	if err != nil {

@@ -16,17 +16,18 @@ import (
 // result it gives a client at badIP (goodIP is permitted by most).
 func spfZone() *resolvetest.Resolver {
 	r := zone(map[string][]string{
-		"example.test":      {"v=spf1 ip4:192.0.2.0/24 -all"},
-		"mail.example.test": {"v=spf1 a -all"},
-		"soft.test":         {"v=spf1 ip4:192.0.2.0/24 ~all"},
-		"neutral.test":      {"v=spf1 ?all"},
-		"perm.test":         {"v=spf1 ip4:192.0.2.0/24 bogus:x -all"},
-		"two.test":          {"v=spf1 -all", "v=spf1 +all"},
-		"mx.test":           {"v=spf1 mx -all"},
-		"v6.test":           {"v=spf1 ip6:2001:db8::/32 -all"},
-		"inc.test":          {"v=spf1 include:broken.test -all"},
-		"other.test":        {"some other TXT record"},
-		"redirect.test":     {"v=spf1 redirect=example.test"},
+		"example.test":       {"v=spf1 ip4:192.0.2.0/24 -all"},
+		"mail.example.test":  {"v=spf1 a -all"},
+		"soft.test":          {"v=spf1 ip4:192.0.2.0/24 ~all"},
+		"neutral.test":       {"v=spf1 ?all"},
+		"perm.test":          {"v=spf1 ip4:192.0.2.0/24 bogus:x -all"},
+		"two.test":           {"v=spf1 -all", "v=spf1 +all"},
+		"mx.test":            {"v=spf1 mx -all"},
+		"v6.test":            {"v=spf1 ip6:2001:db8::/32 -all"},
+		"inc.test":           {"v=spf1 include:broken.test -all"},
+		"other.test":         {"some other TXT record"},
+		"redirect.test":      {"v=spf1 redirect=example.test"},
+		"xn--bcher-kva.test": {"v=spf1 ip4:192.0.2.0/24 -all"},
 	})
 	r.IP = map[string][]netip.Addr{
 		"mail.example.test": {netip.MustParseAddr(goodIP)},
@@ -71,6 +72,8 @@ func TestSPF_Results(t *testing.T) {
 		{"pass for IPv6", "2001:db8::25", defaultHelo, "alice@v6.test", "pass", "mailfrom", nil},
 		{"IPv4-mapped client is IPv4", "::ffff:" + goodIP, defaultHelo, "alice@example.test", "pass", "mailfrom", nil},
 		{"upper-case domain", goodIP, defaultHelo, "alice@EXAMPLE.TEST", "pass", "mailfrom", nil},
+		{"U-label domain is looked up as A-labels", goodIP, defaultHelo, "alice@bücher.test", "pass", "mailfrom", nil},
+		{"U-label domain, not permitted", badIP, defaultHelo, "alice@bücher.test", "fail", "mailfrom", ErrSPFFail},
 		{"null sender: HELO identity pass", goodIP, "mail.example.test", "", "pass", "helo", nil},
 		{"null sender: HELO identity fail", badIP, "mail.example.test", "", "fail", "helo", ErrSPFFail},
 		{"null sender: address literal HELO is none", badIP, "[198.51.100.7]", "", "none", "helo", nil},
