@@ -15,9 +15,10 @@ import (
 )
 
 // Errors wrapped by the error of [Check.Finish] when a check in enforce
-// mode refuses the message. relay/reply maps them: ErrSPFFail and
-// ErrDMARCReject to 550 5.7.1, ErrTempFail to 451 4.7.x. Test with
-// errors.Is; the wrapping error carries the detail for the log.
+// mode refuses the message. relay/reply maps them (issue 5 asks for
+// 550 5.7.1 for ErrSPFFail and ErrDMARCReject, and a 451 for
+// ErrTempFail). Test with errors.Is; the wrapping error carries the detail
+// for the log, which may name DNS servers and must not go on the wire.
 var (
 	// ErrSPFFail: SPF is enforced and the result is "fail", which only a
 	// "-" qualifier gives, in practice "-all" (RFC 7208 §8.4). softfail
@@ -128,7 +129,10 @@ type Verdict struct {
 	// field (RFC 7208 §9.1). Empty when every check is off.
 	Header []byte
 	// Summary is the results for the log line, e.g.
-	// "spf=pass dkim=pass dmarc=pass"; "" when every check is off.
+	// "spf=pass dkim=pass dmarc=pass", with one dkim result per signature
+	// and one dmarc result per From domain ("dkim=pass,fail"), and
+	// "action=reject", "action=tempfail" or "action=quarantine" when
+	// enforce acted. "" when every check is off.
 	Summary string
 }
 
