@@ -154,7 +154,8 @@ func discover(ctx context.Context, r resolve.Resolver, d string) policyRecord {
 
 // lookupRecord reads the DMARC record at _dmarc.<d>. TXT records not
 // starting with v=DMARC1 are discarded; several DMARC records are a
-// permerror (§6.6.3 says to apply no DMARC; OpenDMARC reports the same).
+// permerror (§6.6.3 says to apply no DMARC; permerror says why in the
+// header, and never refuses).
 // A record that does not parse counts as p=none when it has a rua= tag
 // and as permerror otherwise: §6.6.3 says this for a bad p= or sp=, and
 // we apply it to any syntax error go-msgauth reports.
