@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"smarthost/config"
+	"smarthost/relay/dkim"
 	"smarthost/relay/interop"
 	"smarthost/relay/resolve"
 )
 
 // TestDnsmasq_Checks runs the checks against a real DNS server: dnsmasq on
-// a loopback port publishing SPF, DKIM and DMARC records for the test
-// sender domains, with every check enforced. pass, fail, none and
+// a loopback port publishing SPF, DKIM (the fixed RSA key, split into
+// 255-octet strings, and a fresh Ed25519 key from dkim.Keygen) and DMARC
+// records for the test sender domains, with every check enforced. pass, fail, none and
 // temperror each give their header and their answer.
 //
 // temperror comes from dnsmasq itself: broken.test is outside the domains
@@ -24,12 +26,20 @@ import (
 // permerror.
 func TestDnsmasq_Checks(t *testing.T) {
 	t.Parallel()
+	// A key made as `smarthost dkim keygen` makes one, beside the fixed
+	// RSA key.
+	fresh, err := dkim.Keygen(dkim.KeygenOptions{Dir: t.TempDir(), Domain: "example.test", Selector: "fresh", Kind: dkim.KindEd25519})
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshSel := key{fresh.PrivateKey, "example.test", "fresh"}
 	dns := interop.StartDNS(t, interop.Zone{
 		Domains: []string{"example.test", "nodmarc.test"},
 		TXT: map[string][]string{
-			"example.test":                {"v=spf1 ip4:127.0.0.1 -all"},
-			"rsa._domainkey.example.test": {rsaSel.record(t)},
-			"_dmarc.example.test":         {"v=DMARC1; p=reject; rua=mailto:dmarc@example.test"},
+			"example.test":                  {"v=spf1 ip4:127.0.0.1 -all"},
+			"rsa._domainkey.example.test":   {rsaSel.record(t)},
+			"fresh._domainkey.example.test": {fresh.Record.String()},
+			"_dmarc.example.test":           {"v=DMARC1; p=reject; rua=mailto:dmarc@example.test"},
 		},
 	})
 	c := newChecker(t, modes(config.CheckEnforce, config.CheckEnforce, config.CheckEnforce), resolve.New(dns.Addr, 2*time.Second))
@@ -44,9 +54,10 @@ func TestDnsmasq_Checks(t *testing.T) {
 	}{
 		{
 			name: "pass", ip: "127.0.0.1", mailFrom: "a@example.test",
-			msg:         sign(t, message("a@example.test"), rsaSel),
-			wantSummary: "spf=pass dkim=pass dmarc=pass",
-			wantAR:      "spf=pass smtp.mailfrom=a@example.test; dkim=pass header.a=rsa-sha256 header.b=* header.d=example.test header.s=rsa; dmarc=pass header.from=example.test polrec.p=reject",
+			msg:         sign(t, message("a@example.test"), rsaSel, freshSel),
+			wantSummary: "spf=pass dkim=pass,pass dmarc=pass",
+			wantAR: "spf=pass smtp.mailfrom=a@example.test; dkim=pass header.a=ed25519-sha256 header.b=* header.d=example.test header.s=fresh; " +
+				"dkim=pass header.a=rsa-sha256 header.b=* header.d=example.test header.s=rsa; dmarc=pass header.from=example.test polrec.p=reject",
 		},
 		{
 			name: "fail: wrong key, client not permitted", ip: "127.0.0.2", mailFrom: "a@example.test",
