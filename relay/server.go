@@ -96,31 +96,51 @@ func New(opts Options) (s *Server, err error) {
 			return nil, err
 		}
 	}
-	table, err := loadDKIM(cfg)
-	if err != nil {
+	if err := s.loadCredentials(cfg); err != nil {
 		return nil, err
 	}
-	s.dkim.Store(table)
-	users, err := loadUsers(cfg, log)
-	if err != nil {
+	if err := s.openQueue(cfg, opts); err != nil {
 		return nil, err
+	}
+	if err := s.openListeners(cfg, opts.Listeners); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// loadCredentials loads the DKIM keys and the users file and builds the
+// login guard.
+func (s *Server) loadCredentials(cfg *config.Config) error {
+	table, err := loadDKIM(cfg)
+	if err != nil {
+		return err
+	}
+	s.dkim.Store(table)
+	users, err := loadUsers(cfg, s.log)
+	if err != nil {
+		return err
 	}
 	s.verifier = auth.NewVerifier(users, auth.VerifierOptions{})
 	s.guard = auth.NewGuard(s.verifier, auth.GuardOptions{Limits: auth.LimitsFromConfig(cfg.Auth)})
+	return nil
+}
 
+// openQueue builds routing and delivery and opens the spool and its
+// control socket.
+func (s *Server) openQueue(cfg *config.Config, opts Options) error {
 	res := opts.Resolver
 	if res == nil {
 		res = resolve.New(cfg.DNS.Server, cfg.DNS.Timeout.Duration)
 	}
 	s.router = route.New(cfg, res)
-	s.deliver = deliver.New(cfg, s.router, log)
+	s.deliver = deliver.New(cfg, s.router, s.log)
 	if opts.Dial != nil {
 		s.deliver.Dial = opts.Dial
 	}
 	if opts.RootCAs != nil {
 		s.deliver.RootCAs = opts.RootCAs
 	}
-
+	var err error
 	s.queue, err = queue.Open(queue.Options{
 		Dir:         filepath.Join(cfg.StateDir, "queue"),
 		Hostname:    cfg.Hostname,
@@ -128,36 +148,41 @@ func New(opts Options) (s *Server, err error) {
 		MaxLifetime: cfg.Delivery.MaxLifetime.Duration,
 		Concurrency: cfg.Delivery.Concurrency,
 		Deliverer:   s.deliver,
-		Logger:      log,
+		Logger:      s.log,
 		SignDSN:     dsnSigner(s.dkim.Load),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.control = control.NewServer(s.queue, log)
-	if s.controlLn, err = control.Listen(control.SocketPath(cfg.StateDir)); err != nil {
-		return nil, err
-	}
+	s.control = control.NewServer(s.queue, s.log)
+	s.controlLn, err = control.Listen(control.SocketPath(cfg.StateDir))
+	return err
+}
 
+// openListeners builds a session server per listener and opens (or takes
+// from given) its socket, and the ACME challenge listener when needed.
+func (s *Server) openListeners(cfg *config.Config, given map[string]net.Listener) error {
 	for _, lc := range cfg.Listeners {
 		l := listener{cfg: lc}
+		var err error
 		l.srv, err = smtpd.New(smtpd.Listener{Name: lc.Name, Role: lc.Role, TLS: lc.TLS}, s.serverTLS(lc), s.sessionOptions(cfg))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if l.ln = opts.Listeners[lc.Name]; l.ln == nil {
+		if l.ln = given[lc.Name]; l.ln == nil {
 			if l.ln, err = net.Listen("tcp", lc.Address); err != nil {
-				return nil, fmt.Errorf("relay: listener %q: %w", lc.Name, err)
+				return fmt.Errorf("relay: listener %q: %w", lc.Name, err)
 			}
 		}
 		s.listeners = append(s.listeners, l)
 	}
 	if s.certs != nil && s.certs.HTTPHandler() != nil {
+		var err error
 		if s.acmeLn, err = net.Listen("tcp", cfg.TLS.ACMEHTTPAddress); err != nil {
-			return nil, fmt.Errorf("relay: tls.acme_http_address: %w", err)
+			return fmt.Errorf("relay: tls.acme_http_address: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func needsCertificate(cfg *config.Config) bool {

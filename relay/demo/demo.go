@@ -56,53 +56,15 @@ func Run(ctx context.Context, opts Options) error {
 	defer os.RemoveAll(dir)
 	r.step("state directory %s (removed at the end)", dir)
 
-	keys, err := makeKeys(dir)
-	if err != nil {
-		return r.fail("DKIM keys", err)
-	}
-	for _, k := range keys {
-		r.step("DKIM key %s (%s)", k.name, k.kind)
-	}
-	password, err := randomPassword()
+	w, err := setUp(r, dir)
 	if err != nil {
 		return err
 	}
-	usersFile := filepath.Join(dir, "users")
-	if err := (auth.UsersFile{Path: usersFile}).Add(user, password); err != nil {
-		return r.fail("users file", err)
-	}
-	r.step("user %q with a random password (argon2id) in %s", user, usersFile)
-
-	internet, internetAddr, err := startSink()
+	defer w.internet.Close()
+	defer w.home.Close()
+	srv, err := startServer(r, dir, w, opts.Logger)
 	if err != nil {
-		return r.fail("receiving server", err)
-	}
-	defer internet.Close()
-	home, homeAddr, err := startSink()
-	if err != nil {
-		return r.fail("home server", err)
-	}
-	defer home.Close()
-	r.step("recipient's MX (stand-in) listening on %s, with STARTTLS", internetAddr)
-	r.step("home server (stand-in) listening on %s, with STARTTLS", homeAddr)
-
-	listeners, err := openListeners("submissions", "smtp")
-	if err != nil {
-		return r.fail("listeners", err)
-	}
-	cfgPath := filepath.Join(dir, "smarthost.toml")
-	text := configText(dir, keys, listeners, internetAddr, homeAddr)
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		return err
-	}
-	cfg, _, err := config.Load(cfgPath)
-	if err != nil {
-		closeAll(listeners)
-		return r.fail("configuration", err)
-	}
-	srv, err := relay.New(relay.Options{Config: cfg, Logger: opts.Logger, Listeners: listeners})
-	if err != nil {
-		return r.fail("smarthost", err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -111,14 +73,89 @@ func Run(ctx context.Context, opts Options) error {
 	r.step("smarthost started: submissions on %s (implicit TLS, AUTH), smtp on %s (mx for %s)",
 		srv.Addr("submissions"), srv.Addr("smtp"), relayDomain)
 
-	// Outbound: a phone or laptop submits over implicit TLS with AUTH.
-	msg := outboundMessage()
-	id, err := submit(srv, password, msg)
+	if err := outbound(ctx, r, srv, w); err != nil {
+		return err
+	}
+	if err := inbound(ctx, r, srv, w); err != nil {
+		return err
+	}
+	fmt.Fprintln(r.out, "\nall steps passed")
+	return nil
+}
+
+// world is what the demo sets up around smarthost.
+type world struct {
+	keys           demoKeys
+	password       string
+	internet, home *sink.Sink
+	internetAddr   string
+	homeAddr       string
+}
+
+// setUp makes the DKIM keys, the user and the two stand-in servers.
+func setUp(r *report, dir string) (*world, error) {
+	w := &world{}
+	var err error
+	if w.keys, err = makeKeys(dir); err != nil {
+		return nil, r.fail("DKIM keys", err)
+	}
+	for _, k := range w.keys {
+		r.step("DKIM key %s (%s)", k.name, k.kind)
+	}
+	if w.password, err = randomPassword(); err != nil {
+		return nil, err
+	}
+	usersFile := filepath.Join(dir, "users")
+	if err := (auth.UsersFile{Path: usersFile}).Add(user, w.password); err != nil {
+		return nil, r.fail("users file", err)
+	}
+	r.step("user %q with a random password (argon2id) in %s", user, usersFile)
+	if w.internet, w.internetAddr, err = startSink(); err != nil {
+		return nil, r.fail("receiving server", err)
+	}
+	if w.home, w.homeAddr, err = startSink(); err != nil {
+		w.internet.Close()
+		return nil, r.fail("home server", err)
+	}
+	r.step("recipient's MX (stand-in) listening on %s, with STARTTLS", w.internetAddr)
+	r.step("home server (stand-in) listening on %s, with STARTTLS", w.homeAddr)
+	return w, nil
+}
+
+// startServer writes the configuration and builds smarthost from it, as
+// `smarthost serve` does.
+func startServer(r *report, dir string, w *world, logger *slog.Logger) (*relay.Server, error) {
+	listeners, err := openListeners("submissions", "smtp")
+	if err != nil {
+		return nil, r.fail("listeners", err)
+	}
+	cfgPath := filepath.Join(dir, "smarthost.toml")
+	text := configText(dir, w.keys, listeners, w.internetAddr, w.homeAddr)
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		closeAll(listeners)
+		return nil, err
+	}
+	cfg, _, err := config.Load(cfgPath)
+	if err != nil {
+		closeAll(listeners)
+		return nil, r.fail("configuration", err)
+	}
+	srv, err := relay.New(relay.Options{Config: cfg, Logger: logger, Listeners: listeners})
+	if err != nil {
+		return nil, r.fail("smarthost", err)
+	}
+	return srv, nil
+}
+
+// outbound: a phone or laptop submits over implicit TLS with AUTH; the
+// message must arrive over TLS with both signatures valid.
+func outbound(ctx context.Context, r *report, srv *relay.Server, w *world) error {
+	id, err := submit(srv, w.password, outboundMessage())
 	if err != nil {
 		return r.fail("submission", err)
 	}
 	r.step("submitted over implicit TLS with AUTH PLAIN: %s", id)
-	got, err := internet.Wait(ctx, 1)
+	got, err := w.internet.Wait(ctx, 1)
 	if err != nil {
 		return r.fail("delivery to the recipient's MX", err)
 	}
@@ -127,12 +164,12 @@ func Run(ctx context.Context, opts Options) error {
 	if out.TLS == "" {
 		return r.fail("delivery", errors.New("delivered without TLS although the server offered STARTTLS"))
 	}
-	results, err := dkim.Verify(bytes.NewReader(out.Data), keys.lookup)
+	results, err := dkim.Verify(bytes.NewReader(out.Data), w.keys.lookup)
 	if err != nil {
 		return r.fail("DKIM verification", err)
 	}
-	if len(results) != len(keys) {
-		return r.fail("DKIM verification", fmt.Errorf("%d signatures, want %d", len(results), len(keys)))
+	if len(results) != len(w.keys) {
+		return r.fail("DKIM verification", fmt.Errorf("%d signatures, want %d", len(results), len(w.keys)))
 	}
 	for i, v := range results {
 		if v.Err != nil {
@@ -141,27 +178,30 @@ func Run(ctx context.Context, opts Options) error {
 		r.step("DKIM signature %d of %d (d=%s) verifies against the key's DNS record", i+1, len(results), v.Domain)
 	}
 	r.header("the delivered message's header", out.Data)
+	return nil
+}
 
-	// Inbound: the Internet sends mail for the relay domain to the mx
-	// listener; it is forwarded to the home server, not signed by us.
-	inID, err := sendInbound(srv)
+// inbound: the Internet sends mail for the relay domain to the mx
+// listener; it is forwarded to the home server, not signed by us, and
+// relaying anywhere else is refused.
+func inbound(ctx context.Context, r *report, srv *relay.Server, w *world) error {
+	id, err := sendInbound(srv)
 	if err != nil {
 		return r.fail("inbound mail", err)
 	}
-	r.step("inbound mail for user@%s accepted on the mx listener: %s", relayDomain, inID)
-	got, err = home.Wait(ctx, 1)
+	r.step("inbound mail for user@%s accepted on the mx listener: %s", relayDomain, id)
+	got, err := w.home.Wait(ctx, 1)
 	if err != nil {
 		return r.fail("forwarding to the home server", err)
 	}
 	if bytes.Contains(got[0].Data, []byte("DKIM-Signature")) {
 		return r.fail("forwarding", errors.New("inbound mail was signed by us"))
 	}
-	r.step("forwarded to the home server %s for %s, unsigned by us", homeAddr, strings.Join(got[0].To, ", "))
+	r.step("forwarded to the home server %s for %s, unsigned by us", w.homeAddr, strings.Join(got[0].To, ", "))
 	if err := refusedRelay(srv); err != nil {
 		return r.fail("open-relay check", err)
 	}
 	r.step("relaying through the mx listener to another domain is refused (554 5.7.1)")
-	fmt.Fprintln(r.out, "\nall steps passed")
 	return nil
 }
 
