@@ -10,6 +10,7 @@ import (
 	"smarthost/config"
 	"smarthost/relay/certs"
 	"smarthost/relay/dkim"
+	"smarthost/relay/recipients"
 )
 
 // Check loads what a valid configuration points at — the certificate and
@@ -35,6 +36,9 @@ func Check(cfg *config.Config) []config.Problem {
 		if _, err := dkim.Load(one); err != nil {
 			add(fmt.Sprintf("dkim.key[%d].private_key", i), err, "")
 		}
+	}
+	if _, err := recipients.NewTable(recipients.TableSource{Entries: cfg.RelayRecipients, File: cfg.RelayRecipientsFile}); err != nil {
+		add("relay_recipients_file", err, "fix the entry: one address or @domain per line")
 	}
 	if _, err := auth.LoadUsers(cfg.Auth.UsersFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		add("auth.users_file", err, "fix the line or set the password again with `smarthost user passwd NAME`")

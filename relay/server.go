@@ -23,6 +23,10 @@ import (
 	"smarthost/relay/certs"
 	"smarthost/relay/deliver"
 	"smarthost/relay/dkim"
+	"smarthost/relay/dnsbl"
+	"smarthost/relay/greylist"
+	"smarthost/relay/inbound"
+	"smarthost/relay/recipients"
 	"smarthost/relay/resolve"
 	"smarthost/relay/route"
 	"smarthost/relay/smtpd"
@@ -58,6 +62,14 @@ type Server struct {
 	verifier *auth.Verifier
 	guard    *auth.Guard
 	dkim     atomic.Pointer[dkim.Table]
+	resolver resolve.Resolver
+
+	// mx-listener policy (issue 5): built once, from the start-up
+	// configuration.
+	inbound    *inbound.Checker
+	recipients *recipients.Checker
+	dnsbl      *dnsbl.Checker
+	greylist   *greylist.Greylist
 
 	listeners []listener
 	controlLn net.Listener
@@ -102,6 +114,9 @@ func New(opts Options) (s *Server, err error) {
 	if err := s.openQueue(cfg, opts); err != nil {
 		return nil, err
 	}
+	if err := s.buildMXPolicy(cfg); err != nil {
+		return nil, err
+	}
 	if err := s.openListeners(cfg, opts.Listeners); err != nil {
 		return nil, err
 	}
@@ -128,11 +143,11 @@ func (s *Server) loadCredentials(cfg *config.Config) error {
 // openQueue builds routing and delivery and opens the spool and its
 // control socket.
 func (s *Server) openQueue(cfg *config.Config, opts Options) error {
-	res := opts.Resolver
-	if res == nil {
-		res = resolve.New(cfg.DNS.Server, cfg.DNS.Timeout.Duration)
+	s.resolver = opts.Resolver
+	if s.resolver == nil {
+		s.resolver = resolve.New(cfg.DNS.Server, cfg.DNS.Timeout.Duration)
 	}
-	s.router = route.New(cfg, res)
+	s.router = route.New(cfg, s.resolver)
 	s.deliver = deliver.New(cfg, s.router, s.log)
 	if opts.Dial != nil {
 		s.deliver.Dial = opts.Dial
@@ -157,6 +172,38 @@ func (s *Server) openQueue(cfg *config.Config, opts Options) error {
 	s.control = control.NewServer(s.queue, s.log)
 	s.controlLn, err = control.Listen(control.SocketPath(cfg.StateDir))
 	return err
+}
+
+// buildMXPolicy builds what mx listeners check: SPF, DKIM and DMARC of
+// incoming mail, which recipients exist, DNS blocklists and greylisting.
+func (s *Server) buildMXPolicy(cfg *config.Config) error {
+	var err error
+	s.inbound, err = inbound.New(inbound.Options{Hostname: cfg.Hostname, Config: cfg.Inbound, Resolver: s.resolver})
+	if err != nil {
+		return err
+	}
+	table, err := recipients.NewTable(recipients.TableSource{Entries: cfg.RelayRecipients, File: cfg.RelayRecipientsFile})
+	if err != nil {
+		return err
+	}
+	if table.Configured() || cfg.VerifyRecipients {
+		opts := recipients.Options{Table: table}
+		if cfg.VerifyRecipients {
+			opts.Prober = s.deliver
+		}
+		s.recipients = recipients.New(opts)
+	}
+	if len(cfg.Inbound.DNSBL) > 0 {
+		s.dnsbl = dnsbl.New(cfg.Inbound.DNSBL, s.resolver)
+	}
+	if cfg.Inbound.Greylisting {
+		s.greylist, err = greylist.Open(greylist.Options{Dir: cfg.StateDir,
+			Delay: cfg.Inbound.GreylistDelay.Duration, Retention: cfg.Inbound.GreylistRetention.Duration})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openListeners builds a session server per listener and opens (or takes
@@ -215,6 +262,10 @@ func (s *Server) sessionOptions(cfg *config.Config) smtpd.Options {
 		Auth:            authenticator{guard: s.guard, timeout: cfg.Limits.Timeout.Duration},
 		Senders:         auth.NewSenders(cfg.Auth.Senders),
 		DKIM:            s.dkim.Load(),
+		Inbound:         s.inbound,
+		Recipients:      optional[smtpd.RecipientChecker](s.recipients),
+		DNSBL:           s.dnsbl,
+		Greylist:        optional[smtpd.Greylister](s.greylist),
 		Spool:           spool{q: s.queue},
 		Logger:          s.log,
 	}
@@ -315,6 +366,7 @@ func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 	<-queueDone
 	s.deliver.Close()
 	wg.Wait()
+	s.closePolicy()
 	s.queue.Close()
 	select {
 	case err := <-errs:
@@ -337,9 +389,29 @@ func (s *Server) closeAll() {
 	if s.acmeLn != nil {
 		s.acmeLn.Close()
 	}
+	s.closePolicy()
 	if s.queue != nil {
 		s.queue.Close()
 	}
+}
+
+func (s *Server) closePolicy() {
+	if s.recipients != nil {
+		s.recipients.Close()
+	}
+	if s.greylist != nil {
+		s.greylist.Close()
+	}
+}
+
+// optional turns a nil pointer into a nil interface: a nil *T stored in an
+// interface is not nil, and the session tests the interface.
+func optional[I any, T any](p *T) I {
+	var zero I
+	if p == nil {
+		return zero
+	}
+	return any(p).(I)
 }
 
 // Reload applies a new configuration without dropping sessions or queued

@@ -48,6 +48,7 @@ const (
 	User        = "user"         // the SASL user name
 	TLS         = "tls"          // TLS version and cipher, or "none"
 	DKIMDomain  = "dkim_domain"  // d= of the signatures we added
+	Checks      = "checks"       // inbound SPF/DKIM/DMARC results, e.g. "spf=pass dkim=pass dmarc=pass"
 	Stage       = "stage"        // connect, helo, auth, mail, rcpt, data
 	Code        = "code"         // SMTP reply code, e.g. 550
 	Enhanced    = "enhanced"     // enhanced status code, e.g. 5.7.1

@@ -13,6 +13,7 @@ import (
 	"smarthost/auth"
 	"smarthost/queue"
 	"smarthost/relay/dkim"
+	"smarthost/relay/inbound"
 )
 
 // Reply is one SMTP reply: the three-digit code, the enhanced status code
@@ -62,28 +63,38 @@ func Queued(id string) Reply {
 	return Reply{250, [3]int{2, 0, 0}, "Ok: queued as " + id, "RFC 5321 §4.2.2; Postfix wording"}
 }
 
+// Blocklisted is the reply to a client listed by a DNS blocklist; it names
+// the list, as Postfix's reject_rbl_client does, so the sender can find out
+// why.
+func Blocklisted(zone string) Reply {
+	return Reply{554, [3]int{5, 7, 1}, "Service unavailable; client host blocked using " + zone, "RFC 5782; Postfix reject_rbl_client wording"}
+}
+
 // Replies for commands before DATA.
 var (
-	AuthRequired       = Reply{530, [3]int{5, 7, 0}, "Authentication required", "RFC 4954 §6"}
-	AuthFailed         = Reply{535, [3]int{5, 7, 8}, "Authentication credentials invalid", "RFC 4954 §6"}
-	AuthBanned         = Reply{454, [3]int{4, 7, 0}, "Too many failed logins from your address; try again later", "RFC 4954 §6"}
-	AuthUnavailable    = Reply{454, [3]int{4, 7, 0}, "Temporary authentication failure", "RFC 4954 §6"}
-	AuthMechanism      = Reply{504, [3]int{5, 5, 4}, "Unrecognized authentication type", "RFC 4954 §6"}
-	AuthNotOffered     = Reply{503, [3]int{5, 5, 1}, "Authentication not available on this port", "RFC 5321 §4.2.4"}
-	AuthMalformed      = Reply{501, [3]int{5, 5, 2}, "Malformed authentication data", "RFC 4954 §4"}
-	EncryptionRequired = Reply{538, [3]int{5, 7, 11}, "Encryption required for requested authentication mechanism", "RFC 4954 §6"}
-	RelayDenied        = Reply{554, [3]int{5, 7, 1}, "Relay access denied", "RFC 3463 5.7.1; Postfix wording"}
-	SenderNotOwned     = Reply{553, [3]int{5, 7, 1}, "Sender address not owned by user", "RFC 3463 5.7.1; Postfix reject_sender_login_mismatch"}
-	BadSenderSyntax    = Reply{501, [3]int{5, 1, 7}, "Bad sender address syntax", "RFC 3463 5.1.7"}
-	BadRecipientSyntax = Reply{501, [3]int{5, 1, 3}, "Bad recipient address syntax", "RFC 3463 5.1.3"}
-	AddressTooLong     = Reply{501, [3]int{5, 5, 4}, "Address too long", "RFC 5321 §4.5.3.1"}
-	UTF8Required       = Reply{553, [3]int{5, 6, 7}, "Non-ASCII address requires SMTPUTF8", "RFC 6531 §3.7.4.1"}
-	BadHelo            = Reply{501, [3]int{5, 5, 2}, "Invalid HELO or EHLO argument", "RFC 5321 §4.1.1.1"}
-	TooManyRecipients  = Reply{452, [3]int{4, 5, 3}, "Too many recipients", "RFC 5321 §4.5.3.1.10"}
-	TooManyConnections = Reply{421, [3]int{4, 7, 0}, "Too many connections from your address; try again later", "RFC 5321 §3.8"}
-	Banned             = Reply{421, [3]int{4, 7, 0}, "Too many failed logins from your address; try again later", "RFC 5321 §3.8"}
-	ShuttingDown       = Reply{421, [3]int{4, 3, 2}, "Service shutting down", "RFC 3463 4.3.2"}
-	Timeout            = Reply{421, [3]int{4, 4, 2}, "Timeout exceeded; closing connection", "RFC 3463 4.4.2"}
+	AuthRequired        = Reply{530, [3]int{5, 7, 0}, "Authentication required", "RFC 4954 §6"}
+	AuthFailed          = Reply{535, [3]int{5, 7, 8}, "Authentication credentials invalid", "RFC 4954 §6"}
+	AuthBanned          = Reply{454, [3]int{4, 7, 0}, "Too many failed logins from your address; try again later", "RFC 4954 §6"}
+	AuthUnavailable     = Reply{454, [3]int{4, 7, 0}, "Temporary authentication failure", "RFC 4954 §6"}
+	AuthMechanism       = Reply{504, [3]int{5, 5, 4}, "Unrecognized authentication type", "RFC 4954 §6"}
+	AuthNotOffered      = Reply{503, [3]int{5, 5, 1}, "Authentication not available on this port", "RFC 5321 §4.2.4"}
+	AuthMalformed       = Reply{501, [3]int{5, 5, 2}, "Malformed authentication data", "RFC 4954 §4"}
+	EncryptionRequired  = Reply{538, [3]int{5, 7, 11}, "Encryption required for requested authentication mechanism", "RFC 4954 §6"}
+	RelayDenied         = Reply{554, [3]int{5, 7, 1}, "Relay access denied", "RFC 3463 5.7.1; Postfix wording"}
+	SenderNotOwned      = Reply{553, [3]int{5, 7, 1}, "Sender address not owned by user", "RFC 3463 5.7.1; Postfix reject_sender_login_mismatch"}
+	BadSenderSyntax     = Reply{501, [3]int{5, 1, 7}, "Bad sender address syntax", "RFC 3463 5.1.7"}
+	BadRecipientSyntax  = Reply{501, [3]int{5, 1, 3}, "Bad recipient address syntax", "RFC 3463 5.1.3"}
+	AddressTooLong      = Reply{501, [3]int{5, 5, 4}, "Address too long", "RFC 5321 §4.5.3.1"}
+	UTF8Required        = Reply{553, [3]int{5, 6, 7}, "Non-ASCII address requires SMTPUTF8", "RFC 6531 §3.7.4.1"}
+	BadHelo             = Reply{501, [3]int{5, 5, 2}, "Invalid HELO or EHLO argument", "RFC 5321 §4.1.1.1"}
+	TooManyRecipients   = Reply{452, [3]int{4, 5, 3}, "Too many recipients", "RFC 5321 §4.5.3.1.10"}
+	UnknownRecipient    = Reply{550, [3]int{5, 1, 1}, "Recipient address rejected: User unknown", "RFC 3463 5.1.1; Postfix relay_recipient_maps"}
+	UnverifiedRecipient = Reply{450, [3]int{4, 1, 1}, "Recipient address rejected: verification failed temporarily; try again later", "RFC 3463 4.1.1; Postfix reject_unverified_recipient"}
+	Greylisted          = Reply{450, [3]int{4, 2, 0}, "Greylisted; please try again later", "RFC 6647; postgrey's reply"}
+	TooManyConnections  = Reply{421, [3]int{4, 7, 0}, "Too many connections from your address; try again later", "RFC 5321 §3.8"}
+	Banned              = Reply{421, [3]int{4, 7, 0}, "Too many failed logins from your address; try again later", "RFC 5321 §3.8"}
+	ShuttingDown        = Reply{421, [3]int{4, 3, 2}, "Service shutting down", "RFC 3463 4.3.2"}
+	Timeout             = Reply{421, [3]int{4, 4, 2}, "Timeout exceeded; closing connection", "RFC 3463 4.4.2"}
 )
 
 // Replies at the end of DATA.
@@ -101,6 +112,8 @@ var (
 	TooManyHops         = Reply{554, [3]int{5, 4, 6}, "Too many hops; mail loop", "RFC 5321 §6.3; RFC 3463 5.4.6; Postfix hopcount_limit"}
 	LocalError          = Reply{451, [3]int{4, 3, 0}, "Local error in processing; try again later", "RFC 3463 4.3.0"}
 	DNSTempFail         = Reply{451, [3]int{4, 4, 3}, "Temporary DNS failure; try again later", "RFC 3463 4.4.3"}
+	SenderNotAuthorized = Reply{550, [3]int{5, 7, 23}, "Sender is not authorized by its domain to send this message", "RFC 7208 §8.4; RFC 7372 §3.2"}
+	PolicyRejected      = Reply{550, [3]int{5, 7, 1}, "Message rejected by the sender domain's policy", "RFC 7489 §6.6.3; RFC 3463 5.7.1"}
 )
 
 // All lists every fixed reply, for the table test and documentation.
@@ -110,7 +123,8 @@ var All = []Reply{
 	AddressTooLong, UTF8Required, BadHelo, TooManyRecipients, TooManyConnections, Banned,
 	ShuttingDown, Timeout, MessageTooBig, HeaderTooBig, LineTooLong, BareCR, NULCharacter,
 	NoFromHeader, MultipleFromHeaders, BadFromHeader, FromNotOwned, StorageFailed, TooManyHops,
-	LocalError, DNSTempFail, Queued("ID"),
+	LocalError, DNSTempFail, SenderNotAuthorized, PolicyRejected, UnknownRecipient,
+	UnverifiedRecipient, Greylisted, Queued("ID"), Blocklisted("bl.example"),
 }
 
 // FromError maps any error to the reply go-smtp should send. nil maps to
@@ -152,6 +166,12 @@ func Classify(err error) Reply {
 		return BadFromHeader
 	case errors.Is(err, dkim.ErrHeaderTooBig):
 		return HeaderTooBig
+	case errors.Is(err, inbound.ErrSPFFail):
+		return SenderNotAuthorized
+	case errors.Is(err, inbound.ErrDMARCReject):
+		return PolicyRejected
+	case errors.Is(err, inbound.ErrTempFail):
+		return DNSTempFail
 	case errors.Is(err, smtp.ErrDataTooLarge):
 		return MessageTooBig
 	case errors.Is(err, smtp.ErrTooLongLine):

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"smarthost/queue"
 	"smarthost/queue/mlog"
 	"smarthost/relay/dkim"
+	"smarthost/relay/inbound"
 	"smarthost/relay/reply"
 )
 
@@ -25,10 +27,15 @@ import (
 //     message that has looped through too many hops;
 //  3. on submission: require exactly one From: address, check it against
 //     the user's sender permissions, and start DKIM signing for it;
-//  4. stream header and body into a spool draft, hashing the body for
-//     DKIM on the way (the message is never held whole in memory);
-//  5. prepend DKIM-Signature and our Received line, commit (fsync) and only
-//     then answer "250 2.0.0 Ok: queued as ID".
+//  4. on mx: start the SPF, DKIM and DMARC checks (relay/inbound) and
+//     drop forged Authentication-Results;
+//  5. stream header and body into a spool draft, hashing the body for
+//     DKIM (signing or verifying) on the way — the message is never held
+//     whole in memory — and refuse what the sender's domain asks to
+//     refuse;
+//  6. prepend DKIM-Signature or the check results, then our Received
+//     line, commit (fsync) and only then answer "250 2.0.0 Ok: queued as
+//     ID".
 //
 // Any failure aborts the draft; nothing half-written is ever queued.
 func (s *session) Data(r io.Reader) error {
@@ -40,7 +47,8 @@ func (s *session) Data(r io.Reader) error {
 	id, summary, err := s.receive(r, tx)
 	if err != nil {
 		rep := reply.Classify(err)
-		s.logRejected(id, "data", rep, err.Error(), slog.String(mlog.From, tx.fromString()), slog.Int(mlog.RcptCount, len(tx.rcpts)))
+		s.logRejected(id, "data", rep, err.Error(), slog.String(mlog.From, tx.fromString()),
+			slog.Int(mlog.RcptCount, len(tx.rcpts)), slog.String(mlog.Checks, summary.checks))
 		return rep.SMTP()
 	}
 	s.logReceived(id, summary)
@@ -55,8 +63,10 @@ func (s *session) Data(r io.Reader) error {
 // to our own MX) then ends in a refusal instead of an endless loop.
 const maxHops = 50
 
-// receive runs steps 1-5 of Data and returns the queue ID.
+// receive runs steps 1-6 of Data and returns the queue ID.
 func (s *session) receive(r io.Reader, tx transaction) (string, envelopeSummary, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.Limits.Timeout.Duration)
+	defer cancel()
 	maxLine := int(s.o.Limits.MaxLineLength.Bytes)
 	in := bufio.NewReaderSize(newLineNormalizer(&deadlineReader{r: r, s: s}, maxLine), 32<<10)
 
@@ -67,11 +77,26 @@ func (s *session) receive(r io.Reader, tx transaction) (string, envelopeSummary,
 	if n := countReceived(header); n >= maxHops {
 		return "", envelopeSummary{}, reply.TooManyHops.Because(fmt.Errorf("%d Received fields", n))
 	}
+	var hashers []io.Writer // see the body as it streams to the spool
 	var signer *dkim.Signer
 	if s.srv.role == config.RoleSubmission {
 		if signer, err = s.checkAndSign(header, tx.user); err != nil {
 			return "", envelopeSummary{}, err
 		}
+		if signer != nil {
+			hashers = append(hashers, signer)
+		}
+	}
+	var check *inbound.Check
+	if s.srv.role == config.RoleMX && s.o.Inbound != nil {
+		check = s.o.Inbound.Begin(ctx, inbound.Envelope{ClientIP: s.clientIP, Helo: tx.helo, MailFrom: tx.fromString()})
+		defer check.Abort()
+		// The stored header loses Authentication-Results fields that
+		// claim to be ours (RFC 8601 §5); nothing else changes.
+		if header, err = check.Header(header); err != nil {
+			return "", envelopeSummary{}, reply.LocalError.Because(err)
+		}
+		hashers = append(hashers, check)
 	}
 
 	draft, err := s.o.Spool.Create()
@@ -85,41 +110,53 @@ func (s *session) receive(r io.Reader, tx transaction) (string, envelopeSummary,
 			draft.Abort()
 		}
 	}()
-	size, err := store(draft, header, in, signer)
+	size, err := store(draft, header, in, hashers)
 	if err != nil {
 		return id, envelopeSummary{}, err
 	}
-	prepend, domain, err := s.prepend(id, tx, signer)
+	summary := envelopeSummary{from: tx.fromString(), rcptCount: len(tx.rcpts)}
+	var checks []byte
+	if check != nil {
+		verdict, err := check.Finish(ctx)
+		summary.checks = verdict.Summary
+		if err != nil {
+			return id, summary, err
+		}
+		checks = verdict.Header
+	}
+	prepend, domain, err := s.prepend(id, tx, signer, checks)
 	if err != nil {
-		return id, envelopeSummary{}, err
+		return id, summary, err
 	}
 	if err := draft.Commit(s.envelope(tx), prepend); err != nil {
-		return id, envelopeSummary{}, err
+		return id, summary, err
 	}
 	committed = true
-	return id, envelopeSummary{from: tx.fromString(), rcptCount: len(tx.rcpts),
-		size: int64(len(prepend)) + size, dkimDomain: domain}, nil
+	summary.size, summary.dkimDomain = int64(len(prepend))+size, domain
+	return id, summary, nil
 }
 
-// store writes the header and streams the body into the draft, through the
-// signer when there is one (it has the header already and hashes the body
-// as it streams). It returns the bytes stored.
-func store(draft Draft, header []byte, body io.Reader, signer *dkim.Signer) (int64, error) {
+// store writes the header and streams the body into the draft and to each
+// hasher (the DKIM signer, the inbound checks), which have seen the header
+// already. It returns the bytes stored.
+func store(draft Draft, header []byte, body io.Reader, hashers []io.Writer) (int64, error) {
 	if _, err := draft.Write(header); err != nil {
 		return 0, err
 	}
 	var w io.Writer = draft
-	if signer != nil {
-		w = io.MultiWriter(draft, signer)
+	if len(hashers) > 0 {
+		w = io.MultiWriter(append([]io.Writer{draft}, hashers...)...)
 	}
 	n, err := io.Copy(w, body)
 	return int64(len(header)) + n, err
 }
 
 // prepend returns the header fields we add in front of the message: the
-// DKIM signatures, then our Received line.
-func (s *session) prepend(id string, tx transaction, signer *dkim.Signer) ([]byte, string, error) {
-	var out []byte
+// DKIM signatures of submission mail, the inbound checks' Received-SPF and
+// Authentication-Results of mx mail (above our Received, RFC 7208 §9.1),
+// then our Received line.
+func (s *session) prepend(id string, tx transaction, signer *dkim.Signer, checks []byte) ([]byte, string, error) {
+	out := append([]byte(nil), checks...)
 	var domain string
 	if signer != nil {
 		sigs, err := signer.Finish()

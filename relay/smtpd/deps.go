@@ -1,10 +1,13 @@
 package smtpd
 
 import (
+	"context"
 	"io"
 	"net/netip"
 
 	"smarthost/queue"
+	"smarthost/relay/greylist"
+	"smarthost/relay/recipients"
 )
 
 // The session depends on the queue, auth and routing only through these
@@ -56,4 +59,15 @@ type SenderPolicy interface {
 // and addresses routed by the transport map.
 type Destinations interface {
 	IsRelayDestination(addr string) bool
+}
+
+// RecipientChecker is relay/recipients' Checker: whether a recipient of a
+// relay domain exists behind it.
+type RecipientChecker interface {
+	Check(ctx context.Context, rcpt string) recipients.Result
+}
+
+// Greylister is relay/greylist's Greylist.
+type Greylister interface {
+	Check(t greylist.Triplet) (greylist.Decision, error)
 }

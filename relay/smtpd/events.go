@@ -25,6 +25,7 @@ func (s *session) logReceived(id string, env envelopeSummary) {
 		slog.String(mlog.User, s.authUser()),
 		slog.String(mlog.TLS, s.tlsSummary()),
 		slog.String(mlog.DKIMDomain, env.dkimDomain),
+		slog.String(mlog.Checks, env.checks),
 		slog.String(mlog.Listener, s.srv.name),
 	)
 }
@@ -34,6 +35,7 @@ type envelopeSummary struct {
 	rcptCount  int
 	size       int64
 	dkimDomain string
+	checks     string // inbound check results, e.g. "spf=pass dkim=pass dmarc=pass"
 }
 
 // rejected: a command or a message was refused. reason is for the log only.

@@ -17,6 +17,8 @@ import (
 	"smarthost/config"
 	"smarthost/queue/mlog"
 	"smarthost/relay/dkim"
+	"smarthost/relay/dnsbl"
+	"smarthost/relay/inbound"
 	"smarthost/relay/reply"
 )
 
@@ -39,6 +41,19 @@ type Options struct {
 	// DKIM signs submission mail; nil signs nothing. Never used on mx
 	// listeners.
 	DKIM *dkim.Table
+	// Inbound checks SPF, DKIM and DMARC of mail on mx listeners; nil
+	// checks nothing.
+	Inbound *inbound.Checker
+	// Recipients decides whether a relay-domain recipient exists (the
+	// relay_recipients table and verify_recipients probes); nil accepts
+	// every recipient of a relay domain.
+	Recipients RecipientChecker
+	// DNSBL refuses clients listed by DNS blocklists on mx listeners; nil
+	// checks no list.
+	DNSBL *dnsbl.Checker
+	// Greylist defers unknown (client, sender, recipient) triplets on mx
+	// listeners; nil turns greylisting off.
+	Greylist Greylister
 	// Spool receives accepted messages. Required.
 	Spool  Spool
 	Logger *slog.Logger

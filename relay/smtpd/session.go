@@ -15,6 +15,7 @@ import (
 	"smarthost/config"
 	"smarthost/queue/mlog"
 	"smarthost/relay/address"
+	"smarthost/relay/dnsbl"
 	"smarthost/relay/reply"
 )
 
@@ -39,6 +40,8 @@ type session struct {
 	mu   sync.Mutex
 	user string      // SASL user once AUTH succeeded
 	tx   transaction // MAIL … DATA; cleared by Reset
+
+	blocklist *dnsbl.Result // the client's DNSBL result, once asked
 }
 
 // transaction is the envelope being built by MAIL and RCPT. Data works on
@@ -235,6 +238,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	case config.RoleMX:
 		if !s.o.Destinations.IsRelayDestination(a.String()) {
 			return s.reject("rcpt", reply.RelayDenied, "recipient domain is not a relay domain", slog.String(mlog.Rcpt, to))
+		}
+		if err := s.mxRecipientPolicy(a); err != nil {
+			return err
 		}
 	case config.RoleSubmission:
 		// MAIL already required AUTH or a trusted network.
