@@ -183,6 +183,8 @@ type envOptions struct {
 	trusted []string
 	limits  func(*config.Limits)
 	senders senderMap
+	// options edits the session options last, e.g. to add mx policy.
+	options func(*Options)
 }
 
 // startServer runs a listener of the given role on 127.0.0.1 with fakes
@@ -217,6 +219,9 @@ func startServer(t *testing.T, eo envOptions) *env {
 		Spool:           e.spool,
 		Logger:          slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:             func() time.Time { return time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC) },
+	}
+	if eo.options != nil {
+		eo.options(&opts)
 	}
 	if eo.tls == "" {
 		eo.tls = config.TLSNone
