@@ -48,6 +48,35 @@ func summarize(rec *record, active bool) Summary {
 		Attempts: c.Attempts, NextAttempt: c.NextAttempt, Held: c.Held, Active: active}
 }
 
+// Stats is the queue at a glance, for metrics.
+type Stats struct {
+	Messages int       // messages in the queue, held ones included
+	Oldest   time.Time // arrival of the oldest; zero when empty
+}
+
+// Stats counts the queued messages without copying their records, so a
+// metrics scrape stays cheap with many messages queued.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	ms := make([]*message, 0, len(q.msgs))
+	for _, m := range q.msgs {
+		ms = append(ms, m)
+	}
+	q.mu.Unlock()
+	var st Stats
+	for _, m := range ms {
+		m.mu.Lock()
+		if !m.gone {
+			st.Messages++
+			if st.Oldest.IsZero() || m.rec.Arrival.Before(st.Oldest) {
+				st.Oldest = m.rec.Arrival
+			}
+		}
+		m.mu.Unlock()
+	}
+	return st
+}
+
 // List returns every queued message, oldest first.
 func (q *Queue) List() []Summary {
 	type entry struct {

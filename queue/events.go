@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"smarthost/queue/mlog"
@@ -36,9 +37,13 @@ func attemptAttrs(res Result, status string, attempt int, delay time.Duration) [
 		slog.String(mlog.Reply, res.Reply),
 		slog.String(mlog.TLS, tls),
 		slog.Int(mlog.Attempt, attempt),
-		slog.Int64(mlog.Delay, int64(delay.Seconds())),
+		slog.Float64(mlog.Delay, seconds(delay)),
 	)
 }
+
+// seconds is a delay for the log: seconds to the millisecond, as Postfix's
+// delay= field.
+func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
 
 // logDelivered: the next hop accepted a recipient.
 func (q *Queue) logDelivered(id ID, res Result, status string, attempt int, delay time.Duration) {
@@ -67,7 +72,7 @@ func (q *Queue) logExpired(id ID, r *Recipient, delay time.Duration, dsnID ID) {
 		slog.String(mlog.Rcpt, r.Address),
 		slog.String(mlog.Enhanced, r.Status),
 		slog.String(mlog.Reply, r.Reply),
-		slog.Int64(mlog.Delay, int64(delay.Seconds())),
+		slog.Float64(mlog.Delay, seconds(delay)),
 	}
 	if dsnID != "" {
 		attrs = append(attrs, slog.String(mlog.DSNID, string(dsnID)))

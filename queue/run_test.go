@@ -370,3 +370,18 @@ func TestRecordWrite_IsAtomic(t *testing.T) {
 		t.Errorf("temporaries left after a record update: %q", spoolFiles(t, tq.opts.Dir))
 	}
 }
+
+func TestStats_CountsMessagesAndOldestArrival(t *testing.T) {
+	t.Parallel()
+	tq := newTestQueue(t, nil)
+	if st := tq.Stats(); st.Messages != 0 || !st.Oldest.IsZero() {
+		t.Errorf("Stats of an empty queue = %+v", st)
+	}
+	commit(t, tq.Queue, testEnvelope(), testHeader, testBody)
+	commit(t, tq.Queue, testEnvelope(), testHeader, testBody)
+	list := tq.List()
+	st := tq.Stats()
+	if st.Messages != 2 || !st.Oldest.Equal(list[0].Arrival) {
+		t.Errorf("Stats = %+v, want 2 messages, oldest %v", st, list[0].Arrival)
+	}
+}
