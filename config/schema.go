@@ -77,6 +77,9 @@ type Config struct {
 	// table [inbound].
 	Inbound Inbound `toml:"inbound"`
 
+	// Metrics configures the Prometheus endpoint. TOML table [metrics].
+	Metrics Metrics `toml:"metrics"`
+
 	// File is the path the configuration was loaded from ("" for [Default]).
 	File string `toml:"-"`
 
@@ -324,3 +327,11 @@ const (
 
 // Valid reports whether m is a known mode.
 func (m CheckMode) Valid() bool { return m == CheckOff || m == CheckTag || m == CheckEnforce }
+
+// Metrics configures the Prometheus text endpoint.
+type Metrics struct {
+	// Address is host:port for GET /metrics; "" turns it off. Keep it on
+	// loopback or a private network: it tells how much mail flows. TOML
+	// key "metrics.address", e.g. "127.0.0.1:9325". Default "".
+	Address string `toml:"address"`
+}

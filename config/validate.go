@@ -93,6 +93,13 @@ func (v *validator) validate(c *Config) {
 	v.dns(c)
 	v.limits(c)
 	v.inbound(c)
+	if a := c.Metrics.Address; a != "" {
+		if host, _, err := net.SplitHostPort(a); err != nil {
+			v.errorf("metrics.address", fmt.Sprintf("%q is not host:port", a), `write e.g. "127.0.0.1:9325"`)
+		} else if !isLoopback(host) {
+			v.warnf("metrics.address", fmt.Sprintf("%s is reachable from other hosts", a), "bind it to 127.0.0.1 or a private address and let the scraper reach it there")
+		}
+	}
 }
 
 func (v *validator) relayRecipients(c *Config) {

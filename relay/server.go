@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"smarthost/relay/dnsbl"
 	"smarthost/relay/greylist"
 	"smarthost/relay/inbound"
+	"smarthost/relay/metrics"
 	"smarthost/relay/recipients"
 	"smarthost/relay/resolve"
 	"smarthost/relay/route"
@@ -47,6 +49,9 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// RootCAs replaces the system roots for outbound TLS verification.
 	RootCAs *x509.CertPool
+	// Metrics, when set, is served on [metrics] address; its event
+	// counters must already wrap Logger's handler (metrics.Registry.Handler).
+	Metrics *metrics.Registry
 }
 
 // Server is a running smarthost: listeners, sessions, queue, delivery and
@@ -74,6 +79,8 @@ type Server struct {
 	listeners []listener
 	controlLn net.Listener
 	acmeLn    net.Listener
+	metrics   *metrics.Registry
+	metricsLn net.Listener
 }
 
 type listener struct {
@@ -120,7 +127,49 @@ func New(opts Options) (s *Server, err error) {
 	if err := s.openListeners(cfg, opts.Listeners); err != nil {
 		return nil, err
 	}
+	if err := s.openMetrics(cfg, opts.Metrics); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// openMetrics registers the gauges read at each scrape and opens the
+// metrics listener.
+func (s *Server) openMetrics(cfg *config.Config, reg *metrics.Registry) error {
+	if reg == nil || cfg.Metrics.Address == "" {
+		return nil
+	}
+	s.metrics = reg
+	reg.Gauge("smarthost_queue_messages", "Messages in the queue.", func() float64 {
+		return float64(s.queue.Stats().Messages)
+	})
+	reg.Gauge("smarthost_queue_oldest_age_seconds", "Age of the oldest queued message; 0 when the queue is empty.", func() float64 {
+		if st := s.queue.Stats(); !st.Oldest.IsZero() {
+			return time.Since(st.Oldest).Seconds()
+		}
+		return 0
+	})
+	if s.certs != nil {
+		reg.Gauge("smarthost_tls_certificate_expiry_timestamp_seconds", "When the listener certificate expires (Unix time); 0 before one is loaded.", func() float64 {
+			if t := s.certs.NotAfter(); !t.IsZero() {
+				return float64(t.Unix())
+			}
+			return 0
+		})
+	}
+	var err error
+	if s.metricsLn, err = net.Listen("tcp", cfg.Metrics.Address); err != nil {
+		return fmt.Errorf("relay: metrics.address: %w", err)
+	}
+	return nil
+}
+
+// MetricsAddr returns the metrics listener's address, or nil.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
 }
 
 // loadCredentials loads the DKIM keys and the users file and builds the
@@ -338,11 +387,24 @@ func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 			}
 		}()
 	}
+	stopMetrics := func() {}
 	queueDone := make(chan error, 1)
 	go func() { queueDone <- s.queue.Run(ctx) }()
 	start(func() error { return s.control.Serve(s.controlLn) })
 	if s.acmeLn != nil {
 		start(func() error { return s.certs.ServeChallenges(ctx, s.acmeLn) })
+	}
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		start(func() error {
+			if err := hs.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("relay: metrics: %w", err)
+			}
+			return nil
+		})
+		stopMetrics = func() { hs.Close() }
 	}
 	for _, l := range s.listeners {
 		start(func() error {
@@ -363,6 +425,7 @@ func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 		}
 	}
 	s.control.Close()
+	stopMetrics()
 	<-queueDone
 	s.deliver.Close()
 	wg.Wait()
@@ -388,6 +451,9 @@ func (s *Server) closeAll() {
 	}
 	if s.acmeLn != nil {
 		s.acmeLn.Close()
+	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
 	}
 	s.closePolicy()
 	if s.queue != nil {

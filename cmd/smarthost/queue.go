@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ func runQueue(args []string, std stdio) error {
 	fs := newFlagSet("queue", queueSynopsis, std)
 	configPath := configFlag(fs)
 	domain := fs.String("domain", "", "with flush: retry the mail for this recipient `domain` (postqueue -s)")
+	asJSON := fs.Bool("json", false, "with list or show: print JSON for scripts")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -98,7 +100,37 @@ func runQueue(args []string, std stdio) error {
 		fmt.Fprintf(std.out, "flushed: %d message(s) for %s\n", n, *domain)
 		return nil
 	}
+	if *asJSON {
+		return queueJSON(c, action, ids, std.out)
+	}
 	return queueRequest(c, action, ids, deleteAll, std.out)
+}
+
+// queueJSON prints list or show as JSON: an array of queue.Summary, or
+// one queue.Detail with its attempt history, field names as in their JSON
+// tags.
+func queueJSON(c *control.Client, action string, ids []queue.ID, out io.Writer) error {
+	var v any
+	var err error
+	switch action {
+	case "list":
+		var list []queue.Summary
+		list, err = c.List()
+		if list == nil {
+			list = []queue.Summary{} // "[]", not "null", for scripts
+		}
+		v = list
+	case "show":
+		v, err = c.Show(ids[0])
+	default:
+		return &exitError{code: 2, msg: "-json goes with list or show"}
+	}
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // queueRequest sends one admin request and prints its result.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,6 +14,8 @@ import (
 	"smarthost/config"
 	"smarthost/queue/mlog"
 	"smarthost/relay"
+	"smarthost/relay/metrics"
+	"smarthost/relay/sdnotify"
 )
 
 // drainTime is how long SIGTERM lets sessions finish before closing them.
@@ -20,8 +23,8 @@ const drainTime = 30 * time.Second
 
 // runServe runs the relay until SIGTERM or SIGINT; SIGHUP reloads the
 // configuration, keeping the old one when the new one has problems.
-func runServe(args []string, io stdio) error {
-	fs := newFlagSet("serve", "serve [-config FILE] [-log-level debug|info|warn]", io)
+func runServe(args []string, std stdio) error {
+	fs := newFlagSet("serve", "serve [-config FILE] [-log-level debug|info|warn]", std)
 	path := configFlag(fs)
 	level := fs.String("log-level", "info", "least important log `level` shown: debug, info, warn or error")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -31,20 +34,21 @@ func runServe(args []string, io stdio) error {
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return &exitError{code: 2, msg: fmt.Sprintf("bad -log-level %q", *level)}
 	}
-	logger := slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: lv}))
-
 	cfg, warnings, err := config.Load(*path)
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
+	reg := metrics.New()
+	logger := slog.New(reg.Handler(logHandler(std.err, lv, os.Getenv("JOURNAL_STREAM") != "")))
 	for _, w := range warnings {
 		logger.Warn(mlog.ConfigWarning, slog.String(mlog.Problem, w.String()))
 	}
-	srv, err := relay.New(relay.Options{Config: cfg, Logger: logger})
+	srv, err := relay.New(relay.Options{Config: cfg, Logger: logger, Metrics: reg})
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
 	}
 
+	notify := sdnotify.New(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -54,13 +58,37 @@ func runServe(args []string, io stdio) error {
 		for {
 			select {
 			case <-ctx.Done():
+				notify.Stopping()
 				return
 			case <-hup:
+				notify.Reloading()
 				reload(srv, *path, logger)
+				notify.Ready()
 			}
 		}
 	}()
+	go notify.Watchdog(ctx, func() bool { return true })
+	// The listeners are bound already (relay.New); connections wait in
+	// the kernel's backlog until Run accepts them.
+	notify.Ready()
 	return srv.Run(ctx, drainTime)
+}
+
+// logHandler picks the log format: logfmt lines (slog's text handler) in
+// both cases, with a timestamp on a terminal or file, and without one under
+// journald (JOURNAL_STREAM is set), which stamps every line itself. The
+// fail2ban filter in systemd/ matches both.
+func logHandler(w io.Writer, level slog.Level, journald bool) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if journald {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 // reload applies the configuration file again; a broken one is logged,
