@@ -204,8 +204,10 @@ func (g *Greylist) Check(t Triplet) (Decision, error) {
 	changed := true
 	switch {
 	case !ok:
-		e = entry{first: now.Unix()}
-		d = Decision{RetryAfter: g.delay, Status: StatusNew}
+		// Rounded up: the state keeps whole seconds, and a retry must
+		// never pass before the delay, only up to a second after it.
+		e = entry{first: ceilUnix(now)}
+		d = Decision{RetryAfter: time.Unix(e.first, 0).Add(g.delay).Sub(now), Status: StatusNew}
 	case e.passed != 0:
 		d = Decision{Pass: true, Status: StatusKnown}
 		changed = now.Sub(time.Unix(e.passed, 0)) >= passRefresh
@@ -240,6 +242,14 @@ func (g *Greylist) Check(t Triplet) (Decision, error) {
 		}
 	}
 	return d, nil
+}
+
+// ceilUnix is t in Unix seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
 
 // expired reports whether e is to be forgotten at now: a triplet that

@@ -216,3 +216,30 @@ func TestCheck_Concurrent(t *testing.T) {
 		t.Errorf("statuses = %v, want 1 new and %d early", count, n-1)
 	}
 }
+
+// The state keeps whole seconds, but a retry must never pass before the
+// delay has really gone by: a first attempt late in its second counts
+// from the next whole second, so its retries wait up to a second longer,
+// never shorter.
+func TestCheck_NeverPassesBeforeTheDelay(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	clk.Add(900 * time.Millisecond)
+	g := open(t, t.TempDir(), clk)
+	steps := []struct {
+		name    string
+		advance time.Duration
+		want    Decision
+	}{
+		{"first attempt at .9 s", 0, deferred(StatusNew, 5*time.Minute+100*time.Millisecond)},
+		{"retry 0.4 s short of the delay", 5*time.Minute - 400*time.Millisecond, deferred(StatusEarly, 500*time.Millisecond)},
+		{"retry 0.1 s past the delay", 500 * time.Millisecond, passed},
+	}
+	for _, s := range steps {
+		clk.Add(s.advance)
+		got, err := g.Check(base)
+		if err != nil || got != s.want {
+			t.Errorf("%s: Check = %+v, %v; want %+v", s.name, got, err, s.want)
+		}
+	}
+}
