@@ -84,6 +84,28 @@ type e2eConfig struct {
 	// Retry is delivery.retry; nil means one hour, so a deferred message
 	// stays deferred for the whole test unless flushed.
 	Retry []string
+	// Hostname is hostname; "" means e2eHostname.
+	Hostname string
+	// RelayRecipients, RelayRecipientsFile and VerifyRecipients are the
+	// top-level keys relay_recipients, relay_recipients_file and
+	// verify_recipients.
+	RelayRecipients     []string
+	RelayRecipientsFile string
+	VerifyRecipients    bool
+	// Senders is [auth.senders]: user → the addresses it may send as.
+	Senders map[string][]string
+	// Inbound is the [inbound] table; nil writes none (the defaults).
+	Inbound *e2eInbound
+}
+
+// e2eInbound is the [inbound] table. Empty fields are not written, so
+// they keep their defaults.
+type e2eInbound struct {
+	SPF, DKIM, DMARC string // off | tag | enforce
+	QuarantineHeader string
+	DNSBL            []string
+	Greylisting      bool
+	GreylistDelay    string
 }
 
 // e2eListener is one [[listener]]. Address is filled in by whoever opens
@@ -115,19 +137,41 @@ func newKey(t *testing.T, dir, domain, selector string, kind dkim.Kind) e2eKey {
 func (c e2eConfig) path() string     { return filepath.Join(c.Dir, "smarthost.toml") }
 func (c e2eConfig) stateDir() string { return filepath.Join(c.Dir, "state") }
 
+// hostname is the configured hostname.
+func (c e2eConfig) hostname() string {
+	if c.Hostname != "" {
+		return c.Hostname
+	}
+	return e2eHostname
+}
+
 // write writes the configuration file and the users file, replacing what
 // an earlier call wrote, and returns the configuration file's path.
 func (c e2eConfig) write(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "hostname = %q\nstate_dir = %q\n", e2eHostname, c.stateDir())
-	fmt.Fprintf(&b, "trusted_networks = %s\nrelay_domains = %s\n\n", tomlList(c.Trusted), tomlList(c.RelayDomains))
+	fmt.Fprintf(&b, "hostname = %q\nstate_dir = %q\n", c.hostname(), c.stateDir())
+	fmt.Fprintf(&b, "trusted_networks = %s\nrelay_domains = %s\n", tomlList(c.Trusted), tomlList(c.RelayDomains))
+	if len(c.RelayRecipients) > 0 {
+		fmt.Fprintf(&b, "relay_recipients = %s\n", tomlList(c.RelayRecipients))
+	}
+	if c.RelayRecipientsFile != "" {
+		fmt.Fprintf(&b, "relay_recipients_file = %q\n", c.RelayRecipientsFile)
+	}
+	fmt.Fprintf(&b, "verify_recipients = %t\n\n", c.VerifyRecipients)
 	b.WriteString("[tls]\nself_signed = true\n\n")
 	for _, l := range c.Listeners {
 		fmt.Fprintf(&b, "[[listener]]\nname = %q\naddress = %q\ntls = %q\nrole = %q\n\n", l.Name, l.Address, l.TLS, l.Role)
 	}
 	users := filepath.Join(c.Dir, "users")
 	fmt.Fprintf(&b, "[auth]\nusers_file = %q\nmax_failures = 5\n\n", users)
+	if len(c.Senders) > 0 {
+		b.WriteString("[auth.senders]\n")
+		for _, user := range sortedKeys(c.Senders) {
+			fmt.Fprintf(&b, "%q = %s\n", user, tomlList(c.Senders[user]))
+		}
+		b.WriteString("\n")
+	}
 	if c.Canonicalization != "" || len(c.Keys) > 0 {
 		b.WriteString("[dkim]\n")
 		if c.Canonicalization != "" {
@@ -155,6 +199,19 @@ func (c e2eConfig) write(t *testing.T) string {
 		dns = deadDNS
 	}
 	fmt.Fprintf(&b, "[dns]\nserver = %q\ntimeout = \"5s\"\n", dns)
+	if in := c.Inbound; in != nil {
+		b.WriteString("\n[inbound]\n")
+		for _, kv := range [][2]string{{"spf", in.SPF}, {"dkim", in.DKIM}, {"dmarc", in.DMARC},
+			{"quarantine_header", in.QuarantineHeader}, {"greylist_delay", in.GreylistDelay}} {
+			if kv[1] != "" {
+				fmt.Fprintf(&b, "%s = %q\n", kv[0], kv[1])
+			}
+		}
+		if len(in.DNSBL) > 0 {
+			fmt.Fprintf(&b, "dnsbl = %s\n", tomlList(in.DNSBL))
+		}
+		fmt.Fprintf(&b, "greylisting = %t\n", in.Greylisting)
+	}
 
 	if err := os.Remove(users); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
@@ -178,7 +235,7 @@ func tomlList(ss []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
