@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -27,6 +28,14 @@ type Zone struct {
 	// 255-octet character strings as needed. A value may not contain a
 	// comma (dnsmasq's separator).
 	TXT map[string][]string
+	// PTR records: address → names, e.g. "127.0.0.2" → {"mx1.example.test"}.
+	// dnsmasq already answers the reverse lookup of every address in Hosts
+	// with that entry's name; a PTR entry for such an address replaces
+	// that answer, which is how a test publishes reverse DNS that does not
+	// match. Reverse lookups of other addresses are refused (a temporary
+	// error) unless "in-addr.arpa" or "ip6.arpa" is listed in Domains,
+	// which makes them "no such host".
+	PTR map[string][]string
 }
 
 // DNS is a running dnsmasq.
@@ -111,7 +120,35 @@ func (z Zone) args(port int) []string {
 			args = append(args, "--txt-record="+name+","+quoteTXT(txt))
 		}
 	}
+	for addr, names := range z.PTR {
+		for _, name := range names {
+			args = append(args, "--ptr-record="+reverseName(addr)+","+name)
+		}
+	}
 	return args
+}
+
+// reverseName returns the name of addr's PTR record (RFC 1035 §3.5,
+// RFC 3596 §2.5), or addr itself when it is not an IP address (a reverse
+// name written out).
+func reverseName(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	b := ip.Unmap().AsSlice()
+	var labels []string
+	if ip.Unmap().Is4() {
+		for i := len(b) - 1; i >= 0; i-- {
+			labels = append(labels, strconv.Itoa(int(b[i])))
+		}
+		return strings.Join(labels, ".") + ".in-addr.arpa"
+	}
+	const hex = "0123456789abcdef"
+	for i := len(b) - 1; i >= 0; i-- {
+		labels = append(labels, string(hex[b[i]&0xf]), string(hex[b[i]>>4]))
+	}
+	return strings.Join(labels, ".") + ".ip6.arpa"
 }
 
 // quoteTXT splits a TXT value into dnsmasq's comma-separated character
