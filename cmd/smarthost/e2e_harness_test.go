@@ -259,16 +259,33 @@ type e2eServer struct {
 // through [e2eServer.Stop].
 func startRelay(t *testing.T, c e2eConfig, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *e2eServer {
 	t.Helper()
-	logger := testLogger(t)
+	return serveRelay(t, c, listenRelay(t, c), dial)
+}
+
+// listenRelay opens a loopback listener for each of c's listeners and
+// fills in their addresses (c.Listeners is shared with the caller's
+// copy), for a test that must know them before the server is configured
+// further: a Postfix that relays to it, say. Pass the result to
+// [serveRelay].
+func listenRelay(t *testing.T, c e2eConfig) map[string]net.Listener {
+	t.Helper()
 	listeners := make(map[string]net.Listener)
 	for i, l := range c.Listeners {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { ln.Close() }) // in case the server never starts
 		listeners[l.Name] = ln
 		c.Listeners[i].Address = ln.Addr().String()
 	}
+	return listeners
+}
+
+// serveRelay is [startRelay] on listeners already opened by [listenRelay].
+func serveRelay(t *testing.T, c e2eConfig, listeners map[string]net.Listener, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *e2eServer {
+	t.Helper()
+	logger := testLogger(t)
 	path := c.write(t)
 	cfg, _, err := config.Load(path)
 	if err != nil {
