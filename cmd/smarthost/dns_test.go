@@ -22,9 +22,10 @@ func runDNSCmd(args ...string) (int, string, string) {
 }
 
 // dnsCheckConfig writes a configuration for hostname that signs with one
-// new key of kind for domain and asks dnsServer for every lookup. It
-// returns the file and the key.
-func dnsCheckConfig(t *testing.T, hostname, domain string, kind dkim.Kind, dnsServer string) (string, dkim.KeyFiles) {
+// new key of kind for domain. It returns the file and the key; the DNS
+// server, which can start only once the keys exist, is set later by
+// setDNSServer.
+func dnsCheckConfig(t *testing.T, hostname, domain string, kind dkim.Kind) (string, dkim.KeyFiles) {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := dkim.Keygen(dkim.KeygenOptions{Dir: dir, Domain: domain, Selector: "s1", Kind: kind})
@@ -42,8 +43,8 @@ selector = "s1"
 private_key = %q
 
 [dns]
-server = %q
-`, hostname, domain, key.PrivateKey, dnsServer)
+server = ""
+`, hostname, domain, key.PrivateKey)
 	path := filepath.Join(dir, "smarthost.toml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,8 +59,8 @@ server = %q
 func TestDNSCheck_AgainstDnsmasq(t *testing.T) {
 	t.Parallel()
 	// The keys come first: their records go into the zone.
-	goodConfig, goodKey := dnsCheckConfig(t, "mail.good.test", "good.test", dkim.KindRSA2048, "")
-	brokenConfig, brokenKey := dnsCheckConfig(t, "mail.broken.test", "broken.test", dkim.KindEd25519, "")
+	goodConfig, goodKey := dnsCheckConfig(t, "mail.good.test", "good.test", dkim.KindRSA2048)
+	brokenConfig, brokenKey := dnsCheckConfig(t, "mail.broken.test", "broken.test", dkim.KindEd25519)
 	var nine []string
 	hosts := map[string][]string{
 		"mail.good.test":    {"127.0.0.10"},
@@ -94,7 +95,7 @@ func TestDNSCheck_AgainstDnsmasq(t *testing.T) {
 		PTR: map[string][]string{"127.0.0.20": {"vps.elsewhere.test"}},
 	})
 	for _, path := range []string{goodConfig, brokenConfig} {
-		rewriteDNSServer(t, path, dns.Addr)
+		setDNSServer(t, path, dns.Addr)
 	}
 
 	t.Run("good", func(t *testing.T) {
@@ -163,9 +164,9 @@ func TestDNSCheck_AgainstDnsmasq(t *testing.T) {
 	})
 }
 
-// rewriteDNSServer points a configuration written by dnsCheckConfig at
-// the DNS server, which starts only after the keys exist.
-func rewriteDNSServer(t *testing.T, path, addr string) {
+// setDNSServer points a configuration written by dnsCheckConfig at the
+// DNS server.
+func setDNSServer(t *testing.T, path, addr string) {
 	t.Helper()
 	text, err := os.ReadFile(path)
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 // its syntax, its policy and reporting, and whether the mail smarthost
 // signs for the domain can pass it.
 func (r *run) checkDMARC() {
-	rec, at, ok := r.discoverDMARC()
-	if !ok {
+	rec, at := r.discoverDMARC()
+	if at == "" {
 		return
 	}
 	where := "_dmarc." + at
@@ -40,9 +40,10 @@ func (r *run) checkDMARC() {
 
 // discoverDMARC finds the record that applies to the domain (RFC 7489
 // §6.6.3): at _dmarc.<domain>, or else at _dmarc.<organizational domain>.
-// It reports a missing record, several records and failed lookups, and
-// returns ok false for them.
-func (r *run) discoverDMARC() (rec dmarcRecord, at string, ok bool) {
+// It returns the record and the domain it was found at, or reports a
+// missing record, several records or a failed lookup and returns "" as
+// the domain.
+func (r *run) discoverDMARC() (rec dmarcRecord, at string) {
 	names := []string{r.domain}
 	if org := orgDomain(r.domain); org != r.domain {
 		names = append(names, org)
@@ -53,7 +54,7 @@ func (r *run) discoverDMARC() (rec dmarcRecord, at string, ok bool) {
 			// The record here, unknown, would take precedence over one
 			// further up: stop.
 			r.add(lookupFailed(CheckDMARC, "TXT _dmarc."+d, err))
-			return dmarcRecord{}, "", false
+			return dmarcRecord{}, ""
 		}
 		var recs []string
 		for _, t := range txts {
@@ -65,31 +66,31 @@ func (r *run) discoverDMARC() (rec dmarcRecord, at string, ok bool) {
 		case 0:
 			continue
 		case 1:
-			return parseDMARC(recs[0]), d, true
+			return parseDMARC(recs[0]), d
 		}
 		r.add(Finding{Check: CheckDMARC, Level: LevelError, ID: "dmarc-multiple",
 			Text: fmt.Sprintf("%d DMARC records at _dmarc.%s: receivers apply none of them (RFC 7489 §6.6.3)", len(recs), d),
 			Fix:  "keep exactly one"})
-		return dmarcRecord{}, "", false
+		return dmarcRecord{}, ""
 	}
 	r.add(Finding{Check: CheckDMARC, Level: LevelError, ID: "dmarc-missing",
 		Text: fmt.Sprintf("no DMARC record at _dmarc.%s: large receivers (Gmail, Yahoo) require one from bulk senders and treat mail without it with suspicion, and you get no reports", strings.Join(names, " or _dmarc.")),
 		Fix:  fmt.Sprintf("publish `_dmarc.%s. IN TXT \"v=DMARC1; p=none; rua=mailto:dmarc-reports@%s\"`, then move to p=quarantine or p=reject once the reports are clean", r.domain, r.domain)})
-	return dmarcRecord{}, "", false
+	return dmarcRecord{}, ""
 }
 
 // checkDMARCPolicy reports what receivers do with mail that fails.
-func (r *run) checkDMARCPolicy(rec dmarcRecord, policy string) {
+func (r *run) checkDMARCPolicy(rec dmarcRecord, policy dmarcPolicy) {
 	switch policy {
 	case "":
 		return // reported as a syntax error
-	case "none":
+	case policyNone:
 		r.add(Finding{Check: CheckDMARC, Level: LevelWarn, ID: "dmarc-policy-none",
 			Text: "policy none: receivers only report; mail forged in the name of " + r.domain + " is delivered",
 			Fix:  "once the aggregate reports show your own mail passing, move to p=quarantine, then p=reject"})
 	default:
 		r.add(Finding{Check: CheckDMARC, Level: LevelOK, ID: "dmarc-policy",
-			Text: fmt.Sprintf("policy %s: receivers %s mail from %s that fails DMARC", policy, map[string]string{"quarantine": "junk", "reject": "refuse"}[policy], r.domain)})
+			Text: fmt.Sprintf("policy %s: receivers %s mail from %s that fails DMARC", policy, map[dmarcPolicy]string{policyQuarantine: "junk", policyReject: "refuse"}[policy], r.domain)})
 	}
 	if rec.pct < 100 {
 		// RFC 7489 §6.6.4: the rest gets the next policy down.
@@ -145,7 +146,7 @@ func hasDMARC1(txts []string) bool {
 // can pass DMARC (RFC 7489 §3.1): through DKIM, when a key that signs for
 // it has an aligned d=; through SPF, only when the envelope sender is
 // aligned too, which depends on the sending system, not on smarthost.
-func (r *run) checkDMARCAlignment(rec dmarcRecord, policy string) {
+func (r *run) checkDMARCAlignment(rec dmarcRecord, policy dmarcPolicy) {
 	var aligned, unaligned []string
 	for _, k := range r.keys {
 		if alignedDomain(k.Domain, r.domain, rec.adkim) {
@@ -157,7 +158,7 @@ func (r *run) checkDMARCAlignment(rec dmarcRecord, policy string) {
 	// A policy that acts on failures makes a missing DKIM pass an error:
 	// SPF alone breaks as soon as the mail is forwarded.
 	level := LevelWarn
-	if policy == "quarantine" || policy == "reject" {
+	if policy == policyQuarantine || policy == policyReject {
 		level = LevelError
 	}
 	switch {
@@ -174,7 +175,7 @@ func (r *run) checkDMARCAlignment(rec dmarcRecord, policy string) {
 			Fix:  "configure a DKIM key for " + r.domain + " (see DKIM)"})
 	}
 	scope := "at " + r.domain
-	if rec.aspf == "r" {
+	if rec.aspf == alignRelaxed {
 		scope = "at " + orgDomain(r.domain) + " or a name under it"
 	}
 	r.add(Finding{Check: CheckDMARC, Level: LevelInfo, ID: "dmarc-spf-alignment",
@@ -184,9 +185,9 @@ func (r *run) checkDMARCAlignment(rec dmarcRecord, policy string) {
 // alignedDomain reports whether an authenticated domain is aligned with
 // the From domain (RFC 7489 §3.1): the same name under strict alignment,
 // the same organizational domain under relaxed.
-func alignedDomain(authenticated, from, mode string) bool {
+func alignedDomain(authenticated, from string, mode alignment) bool {
 	authenticated = strings.ToLower(strings.TrimSuffix(authenticated, "."))
-	if mode == "s" {
+	if mode == alignStrict {
 		return authenticated == from
 	}
 	return orgDomain(authenticated) == orgDomain(from)

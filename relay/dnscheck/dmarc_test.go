@@ -68,8 +68,8 @@ func TestParseDMARC(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		record   string
-		policy   string
-		adkim    string
+		policy   dmarcPolicy
+		adkim    alignment
 		pct      int
 		rua      []string
 		problems []string // substrings, in order
@@ -109,8 +109,9 @@ func TestParseDMARC(t *testing.T) {
 func TestAlignedDomain(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		auth, from, mode string
-		want             bool
+		auth, from string
+		mode       alignment
+		want       bool
 	}{
 		{"example.com", "example.com", "s", true},
 		{"Example.COM.", "example.com", "s", true},

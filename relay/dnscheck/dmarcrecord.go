@@ -18,13 +18,13 @@ import (
 // and built for verdicts on messages, not for advice.
 type dmarcRecord struct {
 	text string
-	// policy is p=: "none", "quarantine" or "reject"; "" when the tag is
-	// missing or invalid (a problem says which).
-	policy string
+	// policy is p=; "" when the tag is missing or invalid (a problem
+	// says which).
+	policy dmarcPolicy
 	// subdomainPolicy is sp=, "" when absent or invalid.
-	subdomainPolicy string
-	// adkim and aspf are "r" (relaxed, the default) or "s" (strict).
-	adkim, aspf string
+	subdomainPolicy dmarcPolicy
+	// adkim and aspf are the alignment modes, relaxed by default.
+	adkim, aspf alignment
 	// pct is the percentage of failing mail the policy applies to, 100
 	// by default.
 	pct int
@@ -33,6 +33,33 @@ type dmarcRecord struct {
 	// problems are the syntax errors, each naming its tag.
 	problems []string
 }
+
+// dmarcPolicy is what a domain asks receivers to do with mail that fails
+// DMARC (RFC 7489 §6.3, p= and sp=).
+type dmarcPolicy string
+
+const (
+	policyNone       dmarcPolicy = "none"
+	policyQuarantine dmarcPolicy = "quarantine"
+	policyReject     dmarcPolicy = "reject"
+)
+
+// Valid reports whether p is one of the three policies.
+func (p dmarcPolicy) Valid() bool {
+	return p == policyNone || p == policyQuarantine || p == policyReject
+}
+
+// alignment is an identifier alignment mode (RFC 7489 §3.1, adkim= and
+// aspf=).
+type alignment string
+
+const (
+	alignRelaxed alignment = "r"
+	alignStrict  alignment = "s"
+)
+
+// Valid reports whether a is relaxed or strict.
+func (a alignment) Valid() bool { return a == alignRelaxed || a == alignStrict }
 
 // isDMARC1 reports whether a TXT record is a DMARC record: its first tag
 // is v=DMARC1 (RFC 7489 §6.6.3: other records are discarded).
@@ -50,7 +77,7 @@ var reportSize = regexp.MustCompile(`![0-9]+[kmgtKMGT]?$`)
 // case-sensitive and values are not (RFC 7489 §6.4 ABNF literals); unknown
 // tags are ignored (§6.3); a tag given twice is a problem.
 func parseDMARC(txt string) dmarcRecord {
-	rec := dmarcRecord{text: txt, adkim: "r", aspf: "r", pct: 100}
+	rec := dmarcRecord{text: txt, adkim: alignRelaxed, aspf: alignRelaxed, pct: 100}
 	seen := map[string]bool{}
 	for _, spec := range strings.Split(txt, ";") {
 		if strings.TrimSpace(spec) == "" {
@@ -83,24 +110,26 @@ func (rec *dmarcRecord) tag(name, value string) {
 	}
 	switch name {
 	case "p", "sp":
-		if lower != "none" && lower != "quarantine" && lower != "reject" {
+		p := dmarcPolicy(lower)
+		if !p.Valid() {
 			bad("none, quarantine or reject")
 			return
 		}
 		if name == "p" {
-			rec.policy = lower
+			rec.policy = p
 		} else {
-			rec.subdomainPolicy = lower
+			rec.subdomainPolicy = p
 		}
 	case "adkim", "aspf":
-		if lower != "r" && lower != "s" {
+		a := alignment(lower)
+		if !a.Valid() {
 			bad("r (relaxed) or s (strict)")
 			return
 		}
 		if name == "adkim" {
-			rec.adkim = lower
+			rec.adkim = a
 		} else {
-			rec.aspf = lower
+			rec.aspf = a
 		}
 	case "pct":
 		n, err := strconv.Atoi(value)

@@ -96,17 +96,17 @@ func (r *run) checkPolicy(pol policy, url string) {
 	r.add(Finding{Check: CheckMTASTS, Level: LevelOK, ID: "mtasts-policy",
 		Text: fmt.Sprintf("policy at %s: mode %s, max_age %d, mx %s", url, pol.mode, pol.maxAge, strings.Join(pol.mx, " "))})
 	switch pol.mode {
-	case "none":
+	case modeNone:
 		r.add(Finding{Check: CheckMTASTS, Level: LevelInfo, ID: "mtasts-mode-none",
 			Text: "mode none: the policy is being withdrawn; senders do not require TLS"})
 		return
-	case "testing":
+	case modeTesting:
 		r.add(Finding{Check: CheckMTASTS, Level: LevelInfo, ID: "mtasts-mode-testing",
 			Text: "mode testing: senders report TLS failures (TLS-RPT) but still deliver",
 			Fix:  "move to mode enforce once TLS-RPT reports are clean"})
 	}
 	level := LevelError
-	if pol.mode == "testing" {
+	if pol.mode == modeTesting {
 		level = LevelWarn
 	}
 	for _, host := range r.mxHosts {
@@ -175,9 +175,25 @@ func fetchPolicy(ctx context.Context, client *http.Client, url string) ([]byte, 
 	return body, nil
 }
 
+// stsMode is a policy's mode (RFC 8461 §5): what a sender does when it
+// cannot deliver to an MX with valid TLS.
+type stsMode string
+
+const (
+	// modeEnforce: the sender does not deliver.
+	modeEnforce stsMode = "enforce"
+	// modeTesting: the sender delivers anyway and reports (TLS-RPT).
+	modeTesting stsMode = "testing"
+	// modeNone: the policy is being withdrawn.
+	modeNone stsMode = "none"
+)
+
+// Valid reports whether m is one of the three modes.
+func (m stsMode) Valid() bool { return m == modeEnforce || m == modeTesting || m == modeNone }
+
 // policy is an MTA-STS policy (RFC 8461 §3.2).
 type policy struct {
-	mode     string
+	mode     stsMode
 	maxAge   int
 	mx       []string
 	problems []string
@@ -209,10 +225,10 @@ func parsePolicy(body string) policy {
 				p.problems = append(p.problems, fmt.Sprintf("version %q is not STSv1", value))
 			}
 		case "mode":
-			if value != "enforce" && value != "testing" && value != "none" {
+			p.mode = stsMode(value)
+			if !p.mode.Valid() {
 				p.problems = append(p.problems, fmt.Sprintf("mode %q is not enforce, testing or none", value))
 			}
-			p.mode = value
 		case "max_age":
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 0 || n > maxPolicyAge || len(value) > 10 {
@@ -228,7 +244,7 @@ func parsePolicy(body string) policy {
 			p.problems = append(p.problems, "no "+k+" line")
 		}
 	}
-	if len(p.mx) == 0 && p.mode != "none" && seen["mode"] {
+	if len(p.mx) == 0 && p.mode != modeNone && seen["mode"] {
 		p.problems = append(p.problems, "no mx line")
 	}
 	return p

@@ -107,9 +107,13 @@ func parseSPFTerm(s string) (spfTerm, string) {
 		case !modifierName.MatchString(t.name):
 			return t, "not a mechanism or a modifier"
 		case t.name == "redirect" || t.name == "exp":
-			return t, checkDomainSpec(t.arg, t.name == "exp")
+			letters := macrosDomain
+			if t.name == "exp" {
+				letters = macrosExp
+			}
+			return t, checkDomainSpec(t.arg, letters)
 		}
-		return t, checkMacroString(t.arg, false)
+		return t, checkMacroString(t.arg, macrosDomain)
 	}
 	t.qualifier = '+'
 	if s != "" && strings.IndexByte("+-~?", s[0]) >= 0 {
@@ -131,7 +135,7 @@ func parseSPFTerm(s string) (spfTerm, string) {
 		if !hasArg || arg == "" {
 			return t, t.name + " needs a domain: " + t.name + ":example.com"
 		}
-		return t, checkDomainSpec(arg, false)
+		return t, checkDomainSpec(arg, macrosDomain)
 	case "ptr":
 		if hasArg {
 			t.arg = arg
@@ -140,7 +144,7 @@ func parseSPFTerm(s string) (spfTerm, string) {
 			return t, "ptr takes an optional :domain and no CIDR length"
 		}
 		if hasArg {
-			return t, checkDomainSpec(arg, false)
+			return t, checkDomainSpec(arg, macrosDomain)
 		}
 	case "a", "mx":
 		if rest != "" && !hasArg && !strings.HasPrefix(rest, "/") {
@@ -164,11 +168,11 @@ func parseSPFTerm(s string) (spfTerm, string) {
 			if t.arg == "" {
 				return t, t.name + ": needs a domain after the colon"
 			}
-			return t, checkDomainSpec(t.arg, false)
+			return t, checkDomainSpec(t.arg, macrosDomain)
 		}
 	case "ip4", "ip6":
 		t.arg = arg
-		return t, checkIPNetwork(t.name, arg, hasArg)
+		return t, checkIPNetwork(t.name, rest)
 	default:
 		return t, "unknown mechanism"
 	}
@@ -187,8 +191,10 @@ func cidrProblem(s string, max int) string {
 	return ""
 }
 
-// checkIPNetwork checks the argument of ip4 or ip6 (RFC 7208 §5.6).
-func checkIPNetwork(mech, arg string, hasArg bool) string {
+// checkIPNetwork checks what follows ip4 or ip6, ":" network
+// (RFC 7208 §5.6).
+func checkIPNetwork(mech, rest string) string {
+	arg, hasArg := strings.CutPrefix(rest, ":")
 	if !hasArg || arg == "" {
 		return mech + " needs an address: " + mech + ":192.0.2.0/24"
 	}
@@ -211,11 +217,20 @@ func checkIPNetwork(mech, arg string, hasArg bool) string {
 	return cidrProblem(length, 128)
 }
 
+// macroLetters are the macro letters a domain-spec may use.
+type macroLetters string
+
+const (
+	// macrosDomain are the letters of RFC 7208 §7.2.
+	macrosDomain macroLetters = "slodiphv"
+	// macrosExp adds c, r and t, allowed only in exp= (§7.3).
+	macrosExp = macrosDomain + "crt"
+)
+
 // checkDomainSpec checks a domain-spec (RFC 7208 §7.1): a macro-string
-// ending in a macro or in "." and a top label that is not all digits. exp
-// allows the macro letters c, r and t.
-func checkDomainSpec(s string, exp bool) string {
-	if p := checkMacroString(s, exp); p != "" {
+// ending in a macro or in "." and a top label that is not all digits.
+func checkDomainSpec(s string, letters macroLetters) string {
+	if p := checkMacroString(s, letters); p != "" {
 		return p
 	}
 	if s == "" {
@@ -267,11 +282,7 @@ func validTopLabel(l string) bool {
 // checkMacroString checks macro syntax (RFC 7208 §7.1): "%{" letter
 // digits ["r"] delimiters "}", or "%%", "%_", "%-"; literals are visible
 // ASCII.
-func checkMacroString(s string, exp bool) string {
-	letters := "slodiphv"
-	if exp {
-		letters += "crt"
-	}
+func checkMacroString(s string, letters macroLetters) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x21 || c > 0x7e {
@@ -296,7 +307,7 @@ func checkMacroString(s string, exp bool) string {
 			return "unclosed macro %{"
 		}
 		body := s[i+2 : i+end]
-		if body == "" || !strings.ContainsRune(letters, rune(toLower(body[0]))) {
+		if body == "" || !strings.ContainsRune(string(letters), rune(toLower(body[0]))) {
 			return fmt.Sprintf("bad macro %%{%s} (RFC 7208 §7.2 letters: %s)", body, letters)
 		}
 		rest := strings.TrimLeft(body[1:], "0123456789")
