@@ -152,7 +152,9 @@ func (im *importer) nextHop(result string, relay bool) (hop string, notes []stri
 		return "", nil, fmt.Errorf("%s", transportReasons[s.command])
 	case ok:
 		return "", nil, fmt.Errorf("master.cf's %s service runs %s, not smtp", name, s.command)
-	case im.services == nil && (name == "smtp" || name == "relay"):
+	case name == "smtp" || name == "relay":
+		// Every stock master.cf defines both as the smtp client; a copy
+		// that lacks them still means them.
 	case transportReasons[name] != "":
 		return "", nil, fmt.Errorf("%s", transportReasons[name])
 	default:
