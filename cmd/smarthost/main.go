@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"check":   {"validate the configuration, keys and certificates", runCheck},
 	"user":    {"add|passwd|del|list users in the users file", runUser},
 	"dkim":    {"keygen|record|testkey: DKIM key tooling", runDKIM},
+	"import":  {"import postfix: translate a Postfix + OpenDKIM setup into smarthost.toml", runImport},
 	"dns":     {"check DOMAIN: MX, SPF, DKIM, DMARC, PTR and MTA-STS records, with fixes", runDNS},
 	"queue":   {"list|show|flush|delete|hold|release queued mail", runQueue},
 	"version": {"print the version", runVersion},
