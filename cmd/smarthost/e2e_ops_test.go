@@ -261,12 +261,20 @@ func TestE2E_Fail2banFilterMatchesRealLogLines(t *testing.T) {
 		}
 		cl.Close()
 	}
-	child.waitLog(t, "msg=auth_failed")
+	// The child's log reaches us through a pipe: wait for all three lines.
 	var failures []string
-	for _, l := range strings.Split(child.log.String(), "\n") {
-		if strings.Contains(l, "auth_failed") {
-			failures = append(failures, l)
+	deadline := time.Now().Add(e2eTimeout)
+	for {
+		failures = failures[:0]
+		for _, l := range strings.Split(child.log.String(), "\n") {
+			if strings.Contains(l, "msg=auth_failed") {
+				failures = append(failures, l)
+			}
 		}
+		if len(failures) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if len(failures) != 3 {
 		t.Fatalf("%d auth_failed lines, want 3:\n%s", len(failures), child.log.String())
