@@ -51,11 +51,16 @@ type mainCF struct {
 	// used marks parameters that other values refer to ($name), so they
 	// count as translated with them.
 	used map[string]bool
+	// cache holds each parameter's expansion; expanding marks those being
+	// expanded, to find loops.
+	cache     map[string]value
+	expanding map[string]bool
 }
 
 // parseMainCF parses main.cf text.
 func parseMainCF(path, src string) *mainCF {
-	m := &mainCF{path: path, params: map[string]param{}, used: map[string]bool{}}
+	m := &mainCF{path: path, params: map[string]param{}, used: map[string]bool{},
+		cache: map[string]value{}, expanding: map[string]bool{}}
 	for _, l := range logicalLines(src) {
 		name, value, ok := strings.Cut(l.text, "=")
 		name = strings.TrimSpace(name)
@@ -121,27 +126,44 @@ func (m *mainCF) list(name string) ([]string, []string) {
 // yes reports whether a boolean parameter is "yes".
 func (m *mainCF) yes(name string) bool { return strings.EqualFold(m.get(name).text, "yes") }
 
-// maxDepth bounds nested expansion; Postfix gives up on loops too.
-const maxDepth = 50
+// maxExpanded bounds an expanded value: "a = $b$b", "b = $c$c", ... doubles
+// with every level.
+const maxExpanded = 1 << 16
 
+// lookup expands parameter name; depth is 0 for a value asked for
+// directly. A parameter's value does not depend on where it is used, so
+// each is expanded once and remembered; a name met again while it is being
+// expanded is a loop (Postfix reports those too). So the recursion is at
+// most as deep as main.cf has parameters.
 func (m *mainCF) lookup(name string, depth int, unknown *[]string) string {
-	if depth > maxDepth {
+	if depth > 0 && m.isSet(name) {
+		m.used[name] = true
+	}
+	if v, ok := m.cache[name]; ok {
+		for _, u := range v.unknown {
+			*unknown = appendOnce(*unknown, u)
+		}
+		return v.text
+	}
+	if m.expanding[name] {
 		*unknown = appendOnce(*unknown, name+" (expansion loop)")
 		return ""
 	}
-	raw, ok := m.params[name]
-	if ok {
-		if depth > 0 {
-			m.used[name] = true
-		}
-		return m.expand(raw.raw, depth+1, unknown)
+	m.expanding[name] = true
+	defer delete(m.expanding, name)
+	var v value
+	if raw, ok := m.params[name]; ok {
+		v.text = m.expand(raw.raw, depth+1, &v.unknown)
+	} else if def, ok := m.defaultValue(name, depth+1, &v.unknown); ok {
+		v.text = m.expand(def, depth+1, &v.unknown)
+	} else {
+		v.unknown = []string{name}
 	}
-	def, ok := m.defaultValue(name)
-	if !ok {
-		*unknown = appendOnce(*unknown, name)
-		return ""
+	m.cache[name] = v
+	for _, u := range v.unknown {
+		*unknown = appendOnce(*unknown, u)
 	}
-	return m.expand(def, depth+1, unknown)
+	return v.text
 }
 
 // expandText expands $names in s, as for a value of main.cf or a -o
@@ -159,6 +181,10 @@ func (m *mainCF) expandText(s string) value {
 func (m *mainCF) expand(s string, depth int, unknown *[]string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
+		if b.Len() > maxExpanded {
+			*unknown = appendOnce(*unknown, "(a value longer than 64 KiB)")
+			return ""
+		}
 		c := s[i]
 		if c != '$' || i+1 == len(s) {
 			b.WriteByte(c)
@@ -282,31 +308,34 @@ func splitList(s string) []string {
 
 // legacyCompat reports whether compatibility_level is below 2, where
 // Postfix keeps its old defaults (relay_domains = $mydestination,
-// mynetworks_style = subnet). An unset level is 0.
-func (m *mainCF) legacyCompat() bool {
-	lvl := strings.TrimSpace(m.get("compatibility_level").text)
+// mynetworks_style = subnet), inside an expansion at depth. An unset level
+// is 0.
+func (m *mainCF) legacyCompat(depth int, unknown *[]string) bool {
+	lvl := strings.TrimSpace(m.lookup("compatibility_level", depth, unknown))
 	return lvl == "" || lvl == "0" || lvl == "1" || strings.HasPrefix(lvl, "0.") || strings.HasPrefix(lvl, "1.")
 }
 
 // defaultValue is Postfix's default (postconf -d, Postfix 3.7) for the
 // parameters the importer reads or that values commonly refer to. A
 // parameter whose default depends on the machine (myhostname, mynetworks)
-// has none here, so a value that needs it is reported as unknown.
-func (m *mainCF) defaultValue(name string) (string, bool) {
+// has none here, so a value that needs it is reported as unknown. Defaults
+// computed from other parameters continue the expansion at depth, so a
+// loop through them ends like any other.
+func (m *mainCF) defaultValue(name string, depth int, unknown *[]string) (string, bool) {
 	switch name {
 	case "mydomain":
-		host := m.get("myhostname").text
+		host := m.lookup("myhostname", depth, unknown)
 		if _, d, ok := strings.Cut(host, "."); ok && strings.Contains(d, ".") {
 			return d, true
 		}
 		return "", false
 	case "relay_domains":
-		if m.legacyCompat() {
+		if m.legacyCompat(depth, unknown) {
 			return "$mydestination", true
 		}
 		return "", true
 	case "mynetworks_style":
-		if m.legacyCompat() {
+		if m.legacyCompat(depth, unknown) {
 			return "subnet", true
 		}
 		return "host", true
