@@ -118,6 +118,8 @@ func keyTableEntry(e dkimEntry, d *openDKIM) (*dkimKey, error) {
 		return nil, fmt.Errorf("%q is not a DKIM selector", k.selector)
 	case !strings.HasPrefix(k.file, "/"):
 		return nil, fmt.Errorf("the private key is not a file path (a key written into the KeyTable itself?); save it to a file")
+	case !writablePath(k.file):
+		return nil, fmt.Errorf("the key file's name has control characters or is not UTF-8")
 	}
 	return k, nil
 }

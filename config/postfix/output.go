@@ -115,6 +115,22 @@ func wrap(s string, width int) []string {
 	return append(lines, cur.String())
 }
 
+// writablePath reports whether p can be written into the configuration
+// as it is: absolute (smarthost would resolve a relative path against the
+// directory of smarthost.toml), valid UTF-8 (TOML text is) and free of
+// control characters.
+func writablePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || !utf8.ValidString(p) {
+		return false
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
 // quote encodes s as a TOML basic string. Invalid UTF-8 becomes U+FFFD;
 // control characters are escaped.
 func quote(s string) string {

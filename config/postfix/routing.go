@@ -47,7 +47,7 @@ func (im *importer) relayRecipients() {
 			}
 			keys = append(keys, e.key)
 		}
-		if file == "" && t.source != "" && !bad && plainLines(t.text) {
+		if file == "" && writablePath(t.source) && !bad && plainLines(t.text) {
 			file = t.source
 			continue
 		}

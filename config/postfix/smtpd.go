@@ -216,8 +216,12 @@ func (im *importer) tls() {
 			}
 		}
 	}
-	if cert == "" {
+	switch {
+	case cert == "":
 		b.note("main.cf has no server certificate (smtpd_tls_cert_file or smtpd_tls_chain_files). Set cert_file and key_file, or acme_domains.")
+		return
+	case !writablePath(cert) || !writablePath(key):
+		im.untranslated(b, fmt.Sprintf("the certificate %s and key %s: not absolute paths of plain text (smarthost would read a relative path from the directory of smarthost.toml)", cert, key))
 		return
 	}
 	if strings.Contains(cert, "snakeoil") {

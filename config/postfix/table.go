@@ -16,12 +16,13 @@ type reader struct {
 	root string
 }
 
-// local is where path of the imported machine is on this one.
+// local is where path of the imported machine is on this one. Below a
+// root, ".." cannot climb out of it.
 func (r reader) local(path string) string {
 	if r.root == "" || r.root == "/" {
 		return path
 	}
-	return filepath.Join(r.root, path)
+	return filepath.Join(r.root, filepath.Clean("/"+path))
 }
 
 // read returns a file's text. Errors name the file by its path on the
