@@ -149,3 +149,35 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// The client-side SASL password file sits next to main.cf in two fixtures;
+// its passwords must never reach the result (the importer does not read
+// it at all).
+func TestImport_NeverCopiesSASLPasswords(t *testing.T) {
+	t.Parallel()
+	checked := 0
+	for _, tc := range goldenCases {
+		src, err := os.ReadFile(filepath.Join("testdata", tc.name, "etc", "postfix", "sasl_passwd"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Import(Options{Root: filepath.Join("testdata", tc.name), OpenDKIMConf: tc.opendkim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(src)), "\n") {
+			f := strings.Fields(line)
+			_, password, _ := strings.Cut(f[len(f)-1], ":")
+			checked++
+			if strings.Contains(string(res.TOML), password) {
+				t.Errorf("%s: the result contains the password of %q", tc.name, f[0])
+			}
+		}
+	}
+	if checked < 2 {
+		t.Errorf("checked %d passwords, want the fixtures' two", checked)
+	}
+}
