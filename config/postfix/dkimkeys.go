@@ -164,7 +164,9 @@ func (im *importer) signingTable(b *block, st dkimSetting) ([]signEntry, error) 
 		if ds.kind == "refile" {
 			s.pattern, perr = refilePattern(e.key)
 		} else {
-			s.pattern, s.rank, perr = plainPattern(e.key)
+			var rp rankedPattern
+			rp, perr = plainPattern(e.key)
+			s.pattern, s.rank = rp.pattern, rp.rank
 		}
 		if perr != nil {
 			im.untranslated(b, fmt.Sprintf("%s: %s: %v", e.where, e.key, perr))
@@ -191,10 +193,17 @@ func refilePattern(k string) (config.AddressPattern, error) {
 	return p, nil
 }
 
+// rankedPattern is a sign pattern and its place in OpenDKIM's lookup
+// order.
+type rankedPattern struct {
+	pattern config.AddressPattern
+	rank    int
+}
+
 // plainPattern translates a key of a SigningTable that is not refile:,
 // which OpenDKIM looks up literally, and gives its rank in the lookup
 // order. Longer parents rank first: they are looked up first.
-func plainPattern(k string) (config.AddressPattern, int, error) {
+func plainPattern(k string) (rankedPattern, error) {
 	var pat string
 	var rank int
 	local, domain, hasAt := strings.Cut(k, "@")
@@ -213,13 +222,13 @@ func plainPattern(k string) (config.AddressPattern, int, error) {
 		pat, rank = "*@"+k, 1<<16
 	}
 	if k != "*" && (strings.Contains(local, "*") || hasAt && domain != "*" && strings.Contains(domain, "*")) {
-		return config.AddressPattern{}, 0, fmt.Errorf("OpenDKIM looks this key up literally, so it never matched an address; wildcards need a refile: SigningTable")
+		return rankedPattern{}, fmt.Errorf("OpenDKIM looks this key up literally, so it never matched an address; wildcards need a refile: SigningTable")
 	}
 	p, err := config.ParseAddressPattern(pat)
 	if err != nil {
-		return config.AddressPattern{}, 0, err
+		return rankedPattern{}, err
 	}
-	return p, rank, nil
+	return rankedPattern{pattern: p, rank: rank}, nil
 }
 
 // checkShadowing reports addresses that OpenDKIM and smarthost would sign

@@ -95,20 +95,27 @@ func (m *mainCF) setting(s service, name string) value {
 // use; "smtps" is the old name of submissions.
 var servicePorts = map[string]int{"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
 
+// listenAddr is where an inet service listens; host "" is every address.
+type listenAddr struct {
+	host string
+	port int
+}
+
 // listenAddress splits an inet service name ("smtp", "127.0.0.1:smtp",
 // "[::1]:587", "10025") into host and port. ok is false for a service name
 // it does not know.
-func listenAddress(name string) (host string, port int, ok bool) {
+func listenAddress(name string) (a listenAddr, ok bool) {
 	svc := name
 	if i := strings.LastIndexByte(name, ':'); i >= 0 {
-		host, svc = name[:i], name[i+1:]
-		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		a.host, svc = name[:i], name[i+1:]
+		a.host = strings.TrimSuffix(strings.TrimPrefix(a.host, "["), "]")
 	}
 	if p, err := strconv.Atoi(svc); err == nil && p > 0 && p < 65536 {
-		return host, p, true
+		a.port = p
+		return a, true
 	}
-	p, ok := servicePorts[svc]
-	return host, p, ok
+	a.port, ok = servicePorts[svc]
+	return a, ok
 }
 
 // joinHostPort is net.JoinHostPort with a bare ":port" for no host.

@@ -54,9 +54,9 @@ func TestListenAddress(t *testing.T) {
 		{"amavisfeed", "", 0, false},
 	}
 	for _, tt := range tests {
-		host, port, ok := listenAddress(tt.in)
-		if host != tt.wantHost || port != tt.wantPort || ok != tt.wantOK {
-			t.Errorf("listenAddress(%q) = %q, %d, %v; want %q, %d, %v", tt.in, host, port, ok, tt.wantHost, tt.wantPort, tt.wantOK)
+		a, ok := listenAddress(tt.in)
+		if a.host != tt.wantHost || a.port != tt.wantPort || ok != tt.wantOK {
+			t.Errorf("listenAddress(%q) = %q, %d, %v; want %q, %d, %v", tt.in, a.host, a.port, ok, tt.wantHost, tt.wantPort, tt.wantOK)
 		}
 	}
 }
@@ -159,18 +159,18 @@ func TestSigningTablePatterns(t *testing.T) {
 		{"*@example.com", "", true}, // looked up literally: never matches
 	}
 	for _, tt := range plain {
-		p, _, err := plainPattern(tt.key)
-		if (err != nil) != tt.wantErr || err == nil && p.String() != tt.want {
-			t.Errorf("plainPattern(%q) = %q, %v; want %q, error %v", tt.key, p, err, tt.want, tt.wantErr)
+		rp, err := plainPattern(tt.key)
+		if (err != nil) != tt.wantErr || err == nil && rp.pattern.String() != tt.want {
+			t.Errorf("plainPattern(%q) = %q, %v; want %q, error %v", tt.key, rp.pattern, err, tt.want, tt.wantErr)
 		}
 	}
 	// OpenDKIM looks up user@host, host, user@.parent, .parent, user@*, *.
 	order := []string{"a@b.example.com", "b.example.com", "a@.b.example.com", "a@.example.com", ".b.example.com", ".example.com", "a@*", "*"}
 	for i := 1; i < len(order); i++ {
-		_, r1, _ := plainPattern(order[i-1])
-		_, r2, _ := plainPattern(order[i])
-		if r1 >= r2 {
-			t.Errorf("rank(%q) = %d is not before rank(%q) = %d", order[i-1], r1, order[i], r2)
+		r1, _ := plainPattern(order[i-1])
+		r2, _ := plainPattern(order[i])
+		if r1.rank >= r2.rank {
+			t.Errorf("rank(%q) = %d is not before rank(%q) = %d", order[i-1], r1.rank, order[i], r2.rank)
 		}
 	}
 	refile := []struct {
@@ -268,7 +268,8 @@ func TestNextHop(t *testing.T) {
 		{"smtp:[bad!host]", false, "", 0, "bad host name"},
 	}
 	for _, tt := range tests {
-		got, notes, err := im.nextHop(tt.result, tt.relay)
+		th, err := im.nextHop(tt.result, tt.relay)
+		got, notes := th.hop, th.notes
 		errText := ""
 		if err != nil {
 			errText = err.Error()

@@ -119,11 +119,18 @@ var transportReasons = map[string]string{
 // change nothing smarthost does differently.
 var harmlessClientOverrides = map[string]bool{"syslog_name": true, "smtp_tls_wrappermode": true}
 
+// translatedHop is a next hop in smarthost's syntax and what its
+// translation left out.
+type translatedHop struct {
+	hop   string   // "smtp:[home.example.com]:10025"
+	notes []string // things not carried over
+}
+
 // nextHop translates a transport(5) result "transport:nexthop" into a
 // smarthost next hop. relay says whether the key is a relay domain, whose
-// empty transport is relay_transport rather than default_transport. Notes
-// are things the translation leaves out.
-func (im *importer) nextHop(result string, relay bool) (hop string, notes []string, err error) {
+// empty transport is relay_transport rather than default_transport.
+func (im *importer) nextHop(result string, relay bool) (translatedHop, error) {
+	var notes []string
 	name, nexthop, _ := strings.Cut(result, ":")
 	if name == "" {
 		def := "default_transport"
@@ -149,29 +156,29 @@ func (im *importer) nextHop(result string, relay bool) (hop string, notes []stri
 			notes = append(notes, fmt.Sprintf("the options of master.cf's %s service: %s", name, strings.Join(other, " ")))
 		}
 	case ok && transportReasons[s.command] != "":
-		return "", nil, fmt.Errorf("%s", transportReasons[s.command])
+		return translatedHop{}, fmt.Errorf("%s", transportReasons[s.command])
 	case ok:
-		return "", nil, fmt.Errorf("master.cf's %s service runs %s, not smtp", name, s.command)
+		return translatedHop{}, fmt.Errorf("master.cf's %s service runs %s, not smtp", name, s.command)
 	case name == "smtp" || name == "relay":
 		// Every stock master.cf defines both as the smtp client; a copy
 		// that lacks them still means them.
 	case transportReasons[name] != "":
-		return "", nil, fmt.Errorf("%s", transportReasons[name])
+		return translatedHop{}, fmt.Errorf("%s", transportReasons[name])
 	default:
-		return "", nil, fmt.Errorf("master.cf defines no transport %q", name)
+		return translatedHop{}, fmt.Errorf("master.cf defines no transport %q", name)
 	}
 	hops := splitList(nexthop)
 	if len(hops) == 0 {
-		return "", notes, errNoNextHop
+		return translatedHop{notes: notes}, errNoNextHop
 	}
 	if len(hops) > 1 {
 		notes = append(notes, "the next hops after the first ("+strings.Join(hops[1:], ", ")+"); smarthost takes one")
 	}
 	h, err := config.ParseNextHop(transport + ":" + hops[0])
 	if err != nil {
-		return "", nil, err
+		return translatedHop{}, err
 	}
-	return h.String(), notes, nil
+	return translatedHop{hop: h.String(), notes: notes}, nil
 }
 
 // transport translates transport_maps and a relay_transport with a next
@@ -221,7 +228,7 @@ func (im *importer) transport(relayDomains []string) {
 				// Marked even when it cannot be translated: Postfix routes
 				// the key here, never by relay_transport.
 				seen[e.key] = true
-				hop, notes, err := im.nextHop(e.value, isRelay(e.key))
+				th, err := im.nextHop(e.value, isRelay(e.key))
 				switch {
 				case errors.Is(err, errNoNextHop):
 					b.note(where + ": no next hop, so an MX lookup of the recipient's domain, which is what smarthost does without an entry")
@@ -230,10 +237,10 @@ func (im *importer) transport(relayDomains []string) {
 					im.untranslated(b, fmt.Sprintf("%s: %v", where, err))
 					continue
 				}
-				for _, n := range notes {
+				for _, n := range th.notes {
 					im.untranslated(b, where+": "+n)
 				}
-				b.set(quote(e.key), quote(hop), comments...)
+				b.set(quote(e.key), quote(th.hop), comments...)
 				comments = nil
 			}
 		}
@@ -263,7 +270,7 @@ func (im *importer) relayTransport(b *block, relayDomains []string, seen map[str
 		im.untranslated(b, unknownNote(im.main.source("relay_transport"), v.unknown))
 		return
 	}
-	hop, notes, err := im.nextHop(v.text, true)
+	th, err := im.nextHop(v.text, true)
 	switch {
 	case errors.Is(err, errNoNextHop):
 		return
@@ -271,7 +278,7 @@ func (im *importer) relayTransport(b *block, relayDomains []string, seen map[str
 		im.untranslated(b, fmt.Sprintf("%s: %v", im.main.source("relay_transport"), err))
 		return
 	}
-	for _, n := range notes {
+	for _, n := range th.notes {
 		im.untranslated(b, im.main.source("relay_transport")+": "+n)
 	}
 	comments := []string{src + " (for the relay domains without an entry above)"}
@@ -280,7 +287,7 @@ func (im *importer) relayTransport(b *block, relayDomains []string, seen map[str
 			continue
 		}
 		seen[d] = true
-		b.set(quote(d), quote(hop), comments...)
+		b.set(quote(d), quote(th.hop), comments...)
 		comments = nil
 	}
 }

@@ -52,7 +52,8 @@ func (im *importer) listeners() {
 		if v, ok := s.overrides["smtpd_tls_wrappermode"]; ok {
 			src += " -o smtpd_tls_wrappermode=" + v
 		}
-		host, port, ok := listenAddress(s.name)
+		la, ok := listenAddress(s.name)
+		host, port := la.host, la.port
 		role := map[int]config.Role{25: config.RoleMX, 587: config.RoleSubmission, 465: config.RoleSubmission}[port]
 		var notes []string
 		switch {
@@ -104,7 +105,7 @@ func (im *importer) listeners() {
 			b.note("Postfix offered AUTH here; smarthost's mx listeners do not: clients log in on 465 or 587.")
 		}
 		if s.command == "postscreen" {
-			b.note("postscreen stands in front of smtpd here; its checks (postscreen_*) are not translated, see [inbound] for DNS blocklists.")
+			b.note("postscreen stands in front of smtpd here; its checks (postscreen_*) are not translated; smarthost's DNS blocklists are inbound.dnsbl.")
 		}
 		im.serviceOverrides(&b, s)
 		im.doc.listeners = append(im.doc.listeners, b)
