@@ -14,8 +14,11 @@ import (
 func (im *importer) delivery() {
 	b := &im.doc.delivery
 	b.header = "[delivery]"
-	viaLogin := im.relayhost(b)
-	im.outboundTLS(b, viaLogin)
+	if im.relayhost(b) {
+		im.relayhostTLS(b)
+	} else {
+		im.outboundTLS(b)
+	}
 	if im.main.isSet("maximal_queue_lifetime") {
 		src := im.imported("maximal_queue_lifetime")
 		d, err := postfixDuration(im.main.get("maximal_queue_lifetime").text, 'd')
@@ -80,18 +83,22 @@ func (im *importer) relayhost(b *block) (commented bool) {
 	return true
 }
 
-// outboundTLS translates smtp_tls_security_level. With a relayhost that
-// is left commented out, the level was the policy for that one relay, not
-// for delivery by MX, and is not carried over.
-func (im *importer) outboundTLS(b *block, relayhostCommented bool) {
+// relayhostTLS reports smtp_tls_security_level when the relayhost is left
+// commented out: the level was the policy for that one relay, through
+// which all mail went, not for delivery by MX, and is not carried over.
+func (im *importer) relayhostTLS(b *block) {
+	if im.main.isSet("smtp_tls_security_level") {
+		im.handled["smtp_tls_security_level"] = true
+		im.untranslated(b, im.main.source("smtp_tls_security_level")+": the policy for the relayhost above, through which all mail went; delivery by MX keeps smarthost's default, may")
+	}
+}
+
+// outboundTLS translates smtp_tls_security_level.
+func (im *importer) outboundTLS(b *block) {
 	if !im.main.isSet("smtp_tls_security_level") {
 		return
 	}
 	src := im.imported("smtp_tls_security_level")
-	if relayhostCommented {
-		im.untranslated(b, im.main.source("smtp_tls_security_level")+": the policy for the relayhost above, through which all mail went; delivery by MX keeps smarthost's default, may")
-		return
-	}
 	lvl := strings.ToLower(im.main.get("smtp_tls_security_level").text)
 	tls, note := deliveryTLS(lvl)
 	if tls == "" {

@@ -245,30 +245,30 @@ func TestNextHop(t *testing.T) {
 		"home unix - - y - - smtp\n  -o smtp_tls_wrappermode=yes\n"+
 		"slow unix - - y - - smtp\n  -o smtp_connect_timeout=5s\n"+
 		"dovecot unix - n n - - pipe\n")
-	im := &importer{main: parseMainCF("main.cf", "relay_transport = home\n"), services: services}
+	im := &importer{main: parseMainCF("main.cf", ""), services: services}
 	tests := []struct {
 		result    string
-		relay     bool
+		fallback  string // for an empty transport field
 		want      string
 		wantNotes int
 		wantErr   string
 	}{
-		{"smtp:[home.example.com]:10025", false, "smtp:[home.example.com]:10025", 0, ""},
-		{"relay:[home.example.com]:10025", false, "smtp:[home.example.com]:10025", 0, ""}, // relay is smtp
-		{"smtp:mx.example.net", false, "smtp:mx.example.net", 0, ""},
-		{"home:[home.example.com]:465", false, "smtps:[home.example.com]:465", 0, ""},
-		{":[home.example.com]:465", true, "smtps:[home.example.com]:465", 0, ""}, // empty: relay_transport
-		{"slow:[x.example.com]", false, "smtp:[x.example.com]", 1, ""},
-		{"smtp:[a.example]:25, [b.example]:25", false, "smtp:[a.example]:25", 1, ""},
-		{"smtp:", false, "", 0, "no next hop"},
-		{"lmtp:unix:private/dovecot-lmtp", false, "", 0, "LMTP"},
-		{"error:5.1.1 gone", false, "", 0, "refused with an error"},
-		{"dovecot:", false, "", 0, "program"},
-		{"nosuch:[x.example]", false, "", 0, `no transport "nosuch"`},
-		{"smtp:[bad!host]", false, "", 0, "bad host name"},
+		{"smtp:[home.example.com]:10025", "smtp", "smtp:[home.example.com]:10025", 0, ""},
+		{"relay:[home.example.com]:10025", "smtp", "smtp:[home.example.com]:10025", 0, ""}, // relay is smtp
+		{"smtp:mx.example.net", "smtp", "smtp:mx.example.net", 0, ""},
+		{"home:[home.example.com]:465", "smtp", "smtps:[home.example.com]:465", 0, ""},
+		{":[home.example.com]:465", "home", "smtps:[home.example.com]:465", 0, ""}, // empty: the fallback
+		{"slow:[x.example.com]", "smtp", "smtp:[x.example.com]", 1, ""},
+		{"smtp:[a.example]:25, [b.example]:25", "smtp", "smtp:[a.example]:25", 1, ""},
+		{"smtp:", "smtp", "", 0, "no next hop"},
+		{"lmtp:unix:private/dovecot-lmtp", "smtp", "", 0, "LMTP"},
+		{"error:5.1.1 gone", "smtp", "", 0, "refused with an error"},
+		{"dovecot:", "smtp", "", 0, "program"},
+		{"nosuch:[x.example]", "smtp", "", 0, `no transport "nosuch"`},
+		{"smtp:[bad!host]", "smtp", "", 0, "bad host name"},
 	}
 	for _, tt := range tests {
-		th, err := im.nextHop(tt.result, tt.relay)
+		th, err := im.nextHop(tt.result, tt.fallback)
 		got, notes := th.hop, th.notes
 		errText := ""
 		if err != nil {
@@ -308,5 +308,43 @@ func TestWriteComments_StayComments(t *testing.T) {
 		if !strings.HasPrefix(line, "#") || len([]rune(line)) > commentWidth {
 			t.Errorf("comment line %q: not a comment or longer than %d", line, commentWidth)
 		}
+	}
+}
+
+// transport(5): an entry with an empty transport field goes by
+// relay_transport when its domain is a relay domain (a subdomain counts,
+// as parent_domain_matches_subdomains says by default) and by
+// default_transport otherwise.
+func TestTransport_EmptyFieldUsesRelayOrDefaultTransport(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc", "postfix"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	table := "example.com :[home.example.com]:465\nsub.example.com :[home.example.com]:465\nexample.org :[out.example.org]:465\n"
+	if err := os.WriteFile(filepath.Join(root, "etc", "postfix", "transport"), []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	services, _ := parseMasterCF("master.cf", "home unix - - y - - smtp\n  -o smtp_tls_wrappermode=yes\nsmtp unix - - y - - smtp\n")
+	im := &importer{
+		r:        reader{root: root},
+		main:     parseMainCF("main.cf", "relay_transport = home\ntransport_maps = hash:/etc/postfix/transport\n"),
+		services: services,
+		handled:  map[string]bool{},
+	}
+	im.transport([]string{"example.com"})
+	got := map[string]string{}
+	for _, e := range im.doc.transport.entries {
+		if e.key != "" {
+			got[e.key] = e.value
+		}
+	}
+	want := map[string]string{
+		`"example.com"`:     `"smtps:[home.example.com]:465"`,
+		`"sub.example.com"`: `"smtps:[home.example.com]:465"`,
+		`"example.org"`:     `"smtp:[out.example.org]:465"`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("[transport] = %v, want %v", got, want)
 	}
 }

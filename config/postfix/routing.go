@@ -127,17 +127,13 @@ type translatedHop struct {
 }
 
 // nextHop translates a transport(5) result "transport:nexthop" into a
-// smarthost next hop. relay says whether the key is a relay domain, whose
-// empty transport is relay_transport rather than default_transport.
-func (im *importer) nextHop(result string, relay bool) (translatedHop, error) {
+// smarthost next hop. An empty transport field means fallback, the name
+// of a transport.
+func (im *importer) nextHop(result, fallback string) (translatedHop, error) {
 	var notes []string
 	name, nexthop, _ := strings.Cut(result, ":")
 	if name == "" {
-		def := "default_transport"
-		if relay {
-			def = "relay_transport"
-		}
-		name, _, _ = strings.Cut(im.main.get(def).text, ":")
+		name = fallback
 	}
 	transport := "smtp"
 	switch s, ok := transportService(im.services, name); {
@@ -187,12 +183,19 @@ func (im *importer) transport(relayDomains []string) {
 	b := &im.doc.transport
 	b.header = "[transport]"
 	seen := map[string]bool{}
-	isRelay := func(k string) bool {
+	// An entry with an empty transport field uses relay_transport for
+	// relay domains and default_transport for the rest (transport(5)).
+	fallback := func(k string) string {
 		_, d, _ := strings.Cut(k, "@")
 		if d == "" {
 			d = k
 		}
-		return contains(relayDomains, d)
+		def := "default_transport"
+		if isRelayDomain(d, relayDomains) {
+			def = "relay_transport"
+		}
+		name, _, _ := strings.Cut(im.main.get(def).text, ":")
+		return name
 	}
 	if im.main.isSet("transport_maps") {
 		src := im.imported("transport_maps")
@@ -228,7 +231,7 @@ func (im *importer) transport(relayDomains []string) {
 				// Marked even when it cannot be translated: Postfix routes
 				// the key here, never by relay_transport.
 				seen[e.key] = true
-				th, err := im.nextHop(e.value, isRelay(e.key))
+				th, err := im.nextHop(e.value, fallback(e.key))
 				switch {
 				case errors.Is(err, errNoNextHop):
 					b.note(where + ": no next hop, so an MX lookup of the recipient's domain, which is what smarthost does without an entry")
@@ -270,7 +273,7 @@ func (im *importer) relayTransport(b *block, relayDomains []string, seen map[str
 		im.untranslated(b, unknownNote(im.main.source("relay_transport"), v.unknown))
 		return
 	}
-	th, err := im.nextHop(v.text, true)
+	th, err := im.nextHop(v.text, "relay")
 	switch {
 	case errors.Is(err, errNoNextHop):
 		return
@@ -290,6 +293,19 @@ func (im *importer) relayTransport(b *block, relayDomains []string, seen map[str
 		b.set(quote(d), quote(th.hop), comments...)
 		comments = nil
 	}
+}
+
+// isRelayDomain reports whether domain d is one of relayDomains: itself,
+// or a subdomain of an entry ".parent" or (Postfix's
+// parent_domain_matches_subdomains default) "parent".
+func isRelayDomain(d string, relayDomains []string) bool {
+	for _, r := range relayDomains {
+		parent := "." + strings.TrimPrefix(r, ".")
+		if d == r || strings.HasSuffix(d, parent) {
+			return true
+		}
+	}
+	return false
 }
 
 // transportKey accepts the keys of a transport table: "*", a domain,
