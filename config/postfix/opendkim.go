@@ -138,7 +138,7 @@ func (im *importer) translateDKIM() {
 	if len(milters) > 0 {
 		b.note("imported from " + strings.Join(milters, "; ") + ": OpenDKIM as a milter; smarthost signs by itself with the keys below.")
 	} else {
-		b.note("No milter setting in main.cf or master.cf uses OpenDKIM, so Postfix did not sign with it; its keys are imported anyway.")
+		b.note("No milter setting in main.cf or master.cf uses OpenDKIM, so Postfix did not sign with it; any keys below are imported anyway.")
 	}
 	if s, ok := d.get("Canonicalization"); ok {
 		c := strings.ToLower(s.value)
