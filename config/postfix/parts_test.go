@@ -348,3 +348,37 @@ func TestTransport_EmptyFieldUsesRelayOrDefaultTransport(t *testing.T) {
 		t.Errorf("[transport] = %v, want %v", got, want)
 	}
 }
+
+func TestLimits_SmallMessageSizeLimitsLinesToo(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		limit    string
+		wantKeys []string // keys set in [limits]
+	}{
+		{"52428800", []string{"max_message_size"}},
+		{"20000", []string{"max_message_size", "max_line_length"}},
+		{"999", nil}, // below one line: not translated
+		{"0", nil},   // no limit in Postfix
+	}
+	for _, tt := range tests {
+		im := &importer{main: parseMainCF("main.cf", "message_size_limit = "+tt.limit), handled: map[string]bool{}}
+		im.limits()
+		var keys []string
+		for _, e := range im.doc.limits.entries {
+			if e.key != "" {
+				keys = append(keys, e.key)
+			}
+		}
+		if !reflect.DeepEqual(keys, tt.wantKeys) || (tt.wantKeys == nil) != (len(im.notTranslated) == 1) {
+			t.Errorf("message_size_limit = %s: keys %q, not translated %q; want keys %q", tt.limit, keys, im.notTranslated, tt.wantKeys)
+		}
+		text := "hostname = \"mail.example.org\"\n[tls]\nself_signed = true\n"
+		var b strings.Builder
+		im.doc.limits.write(&b)
+		for _, p := range parseProblems(t, "smarthost.toml", text+b.String()) {
+			if !p.Warning {
+				t.Errorf("message_size_limit = %s: config.Parse: %s", tt.limit, p)
+			}
+		}
+	}
+}

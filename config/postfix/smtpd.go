@@ -255,8 +255,15 @@ func (im *importer) limits() {
 			im.untranslated(b, im.main.source("message_size_limit")+": 0 is no limit in Postfix; smarthost needs one (default 50MiB)")
 		case n > 1<<40:
 			im.untranslated(b, im.main.source("message_size_limit")+": larger than smarthost accepts")
+		case n < minLineLength:
+			// RFC 5321 §4.5.3.1.6: a line may be 1000 octets; smarthost
+			// accepts at least that, so a message may be too.
+			im.untranslated(b, im.main.source("message_size_limit")+": smaller than the 1000-octet line smarthost must accept")
 		default:
 			b.set("max_message_size", quote(formatSize(n)), src)
+			if n < config.DefaultMaxLineLength {
+				b.set("max_line_length", quote(formatSize(n)), "a line cannot be longer than the message (the default is 64KiB)")
+			}
 		}
 	} else {
 		b.note("main.cf does not set message_size_limit: Postfix's default is 10240000 bytes; smarthost's, 50MiB, applies.")
@@ -271,6 +278,9 @@ func (im *importer) limits() {
 		}
 	}
 }
+
+// minLineLength is the smallest limits.max_line_length config accepts.
+const minLineLength = 1000
 
 // formatSize writes n bytes in the largest binary unit that divides it.
 func formatSize(n int64) string {
