@@ -54,10 +54,13 @@ func runServe(args []string, std stdio) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	stopping := make(chan struct{})
 	go func() {
+		defer close(stopping)
 		for {
 			select {
 			case <-ctx.Done():
+				// Shutdown starts now; Run drains sessions after this.
 				notify.Stopping()
 				return
 			case <-hup:
@@ -71,7 +74,10 @@ func runServe(args []string, std stdio) error {
 	// The listeners are bound already (relay.New); connections wait in
 	// the kernel's backlog until Run accepts them.
 	notify.Ready()
-	return srv.Run(ctx, drainTime)
+	err = srv.Run(ctx, drainTime)
+	stop()
+	<-stopping // STOPPING=1 is sent before the process exits
+	return err
 }
 
 // logHandler picks the log format: logfmt lines (slog's text handler) in
