@@ -255,7 +255,7 @@ func (q *Queue) delete(id ID) error {
 	if m.gone {
 		return notFound(id)
 	}
-	if err := q.spool.removeMessage(id); err != nil {
+	if err := q.spool.removeMessage(id, m.rec.DataSize); err != nil {
 		return fmt.Errorf("queue: delete %s: %w", id, err)
 	}
 	m.gone = true

@@ -24,6 +24,9 @@
 //     files behind; the session answers 452 4.3.1.
 //   - Memory holds envelope records only; message data is streamed from
 //     disk by [Delivery.Open].
+//   - A spare file (NAME.spare) holds no message: it gets a committed
+//     name only after its old content has been overwritten, cut off and
+//     fsynced, and a data file still open for reading never becomes one.
 //   - Each state change after an attempt is written the same atomic way
 //     (temporary record, fsync, rename, directory fsync) before the next
 //     attempt of that message.
@@ -32,11 +35,11 @@
 //
 // # Life of a message
 //
-//  1. Create allocates the queue ID and a temporary data file; Write
-//     streams the data to it; Commit makes it durable (see above) and
-//     schedules it at once. Concurrent commits share directory fsyncs
-//     (group commit), so each pays for two file fsyncs and a share of one
-//     directory fsync.
+//  1. Create allocates the queue ID and a temporary data file (made from
+//     a spare file when there is one; see spool.go); Write streams the
+//     data to it; Commit makes it durable (see above) and schedules it at
+//     once. Concurrent commits share directory fsyncs (group commit), so
+//     each pays for two file fsyncs and a share of one directory fsync.
 //  2. Run pops due messages off a heap ordered by next attempt time and
 //     calls the Deliverer with every pending or deferred recipient.
 //  3. Each recipient becomes delivered, failed (permanent) or deferred.
@@ -46,7 +49,8 @@
 //     queued through the same durable path with the null sender; never
 //     for a message that itself has the null sender.
 //  5. When every recipient is delivered or failed and reported, the
-//     message's files are removed and "removed" is logged.
+//     message's files are removed (kept as spares for later messages, a
+//     data file only if no one is reading it) and "removed" is logged.
 //
 // Where the issue is silent the queue does what Postfix does, and the code
 // says so where it matters.

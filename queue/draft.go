@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -15,14 +14,17 @@ import (
 // the data with Write, and ends with exactly one of Commit or Abort. A
 // Draft is not safe for concurrent use; different Drafts are independent.
 type Draft struct {
-	q    *Queue
-	id   ID
-	tmp  string // ID.data.tmp
-	f    File
-	w    *bufio.Writer
-	size int64
-	err  error // the first write error; sticky
-	done bool  // committed or aborted
+	q   *Queue
+	id  ID
+	tmp string // ID.data.tmp
+	f   File
+	// recycled is set when f is a spare: bytes beyond size are an old
+	// message's, cut off before the fsync.
+	recycled bool
+	w        *bufio.Writer
+	size     int64
+	err      error // the first write error; sticky
+	done     bool  // committed or aborted
 }
 
 // draftBuffer batches the small writes a DATA reader produces (often one
@@ -34,12 +36,13 @@ const draftBuffer = 64 << 10
 func (q *Queue) Create() (*Draft, error) {
 	id := q.ids.next(q.now())
 	tmp := q.spool.dataPath(id) + extTmp
-	// O_EXCL: a queue ID collision fails here instead of mixing messages.
-	f, err := q.spool.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// A queue ID collision fails here (an existing name is never reused)
+	// instead of mixing messages.
+	f, recycled, err := q.spool.create(tmp)
 	if err != nil {
 		return nil, storageErr("create", tmp, err)
 	}
-	return &Draft{q: q, id: id, tmp: tmp, f: f, w: bufio.NewWriterSize(f, draftBuffer)}, nil
+	return &Draft{q: q, id: id, tmp: tmp, f: f, recycled: recycled, w: bufio.NewWriterSize(f, draftBuffer)}, nil
 }
 
 // ID returns the message's queue ID, fixed from [Queue.Create] on.
@@ -124,6 +127,12 @@ func (d *Draft) persist(rec *record) error {
 		d.f.Close()
 		return storageErr("write", d.tmp, err)
 	}
+	if d.recycled {
+		if err := d.f.Truncate(d.size); err != nil {
+			d.f.Close()
+			return storageErr("truncate", d.tmp, err)
+		}
+	}
 	if err := d.f.Sync(); err != nil {
 		d.f.Close()
 		return storageErr("fsync", d.tmp, err)
@@ -191,11 +200,19 @@ func hasControl(s string) bool {
 // the data file.
 type messageReader struct {
 	io.Reader
-	f File
+	close  func() error
+	closed bool
 }
 
-func newMessageReader(header []byte, f File) *messageReader {
-	return &messageReader{Reader: io.MultiReader(bytes.NewReader(header), f), f: f}
+func newMessageReader(header []byte, f File, close func() error) *messageReader {
+	return &messageReader{Reader: io.MultiReader(bytes.NewReader(header), f), close: close}
 }
 
-func (r *messageReader) Close() error { return r.f.Close() }
+// Close closes the data file; later calls do nothing.
+func (r *messageReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.close()
+}

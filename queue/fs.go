@@ -17,6 +17,8 @@ type FS interface {
 	OpenFile(name string, flag int, perm fs.FileMode) (File, error)
 	// Rename is [os.Rename]: atomic replacement within one directory.
 	Rename(oldpath, newpath string) error
+	// Link is [os.Link]: it fails if newpath exists.
+	Link(oldpath, newpath string) error
 	// Remove is [os.Remove].
 	Remove(name string) error
 	// ReadDir is [os.ReadDir].
@@ -33,6 +35,8 @@ type File interface {
 	// Sync is fsync(2): it returns once the file's data and metadata are on
 	// stable storage.
 	Sync() error
+	// Truncate is ftruncate(2): it cuts the file to size bytes.
+	Truncate(size int64) error
 }
 
 // osFS is the real file system.
@@ -48,6 +52,7 @@ func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 }
 
 func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(oldpath, newpath) }
+func (osFS) Link(oldpath, newpath string) error           { return os.Link(oldpath, newpath) }
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
 func (osFS) ReadDir(name string) ([]fs.DirEntry, error)   { return os.ReadDir(name) }
 func (osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(name, perm) }

@@ -367,8 +367,32 @@ func commit(t *testing.T, q *Queue, env Envelope, header, body string) ID {
 	return d.ID()
 }
 
-// spoolFiles lists the files in dir (not subdirectories, not the lock).
+// spoolFiles lists the message files in dir: not subdirectories, not the
+// lock, not spares (which hold no message; see spareFiles).
 func spoolFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	for _, n := range dirFiles(t, dir) {
+		if !strings.HasSuffix(n, extSpare) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// spareFiles lists the spare files in dir.
+func spareFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	for _, n := range dirFiles(t, dir) {
+		if strings.HasSuffix(n, extSpare) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func dirFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {

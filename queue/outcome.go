@@ -120,7 +120,7 @@ func (q *Queue) store(m *message, outcomes []outcome, attempt int, now, next tim
 	rec := m.rec
 	if rec.done() {
 		m.gone = true
-		if err := q.spool.removeMessage(m.id); err != nil {
+		if err := q.spool.removeMessage(m.id, rec.DataSize); err != nil {
 			// Recovery removes data without a record; a record left
 			// behind means a repeated delivery, so say so.
 			q.logSpoolError(m.id, err)

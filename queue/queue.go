@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -183,6 +182,9 @@ func (q *Queue) load() error {
 		name := e.Name()
 		switch {
 		case e.IsDir() || name == lockName:
+		case strings.HasSuffix(name, extSpare):
+			// Holds no message; reused (or deleted, beyond maxSpares).
+			s.addSpare(filepath.Join(s.dir, name))
 		case strings.HasSuffix(name, extTmp):
 			// Written before a commit point: never committed.
 			if err := s.fs.Remove(filepath.Join(s.dir, name)); err != nil {
@@ -292,9 +294,9 @@ func (q *Queue) nudge() {
 
 // openData returns the message as delivered: header, then the data file.
 func (q *Queue) openData(id ID, header []byte) (*messageReader, error) {
-	f, err := q.spool.fs.OpenFile(q.spool.dataPath(id), os.O_RDONLY, 0)
+	f, err := q.spool.openData(id)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", id, err)
 	}
-	return newMessageReader(header, f), nil
+	return newMessageReader(header, f, func() error { return q.spool.closeData(id, f) }), nil
 }

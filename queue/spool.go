@@ -18,6 +18,7 @@ import (
 //	ID.data      message data, complete and fsynced
 //	ID.env.tmp   envelope record being written
 //	ID.env       envelope record; its rename is the commit point
+//	NAME.spare   a removed message's file, kept to be reused (see below)
 //	corrupt/     files recovery could not use, kept for a human (as
 //	             Postfix keeps its "corrupt" queue)
 //	lock         flock(2)ed while a Queue has the spool open
@@ -29,8 +30,27 @@ const (
 	extData    = ".data"
 	extRecord  = ".env"
 	extTmp     = ".tmp"
+	extSpare   = ".spare"
 	corruptDir = "corrupt"
 	lockName   = "lock"
+)
+
+// Spare files. When a message leaves the queue its files are not deleted
+// but renamed to spares (up to maxSpares of them, each of at most
+// maxSpareSize bytes), and new messages' files are made from spares: linked
+// to the new name, overwritten from the start, truncated and fsynced.
+// Creating and deleting a file per message is what made commits slow:
+// every new file costs an inode allocation (on ext4 without a journal a
+// search past every recently deleted inode) and its first fsync writes the
+// directory too, so concurrent commits queue up behind each other's
+// directory writes; an old file's fsync writes only its own blocks and
+// inode. PostgreSQL recycles its WAL segment files for the same reason.
+// Spares hold no message (their content is overwritten before the file is
+// renamed to a committed name), so recovery keeps them as spares, and the
+// disk space they hold is bounded by maxSpares × maxSpareSize.
+const (
+	maxSpares    = 128
+	maxSpareSize = 128 << 10
 )
 
 // spool is the on-disk half of the queue: file names and durable writes.
@@ -38,12 +58,115 @@ type spool struct {
 	dir  string
 	fs   FS
 	sync *groupSync
+
+	spareMu sync.Mutex
+	spares  []string // paths of spare files, most recently added last
+
+	// readerMu makes opening a data file for reading and retiring it
+	// mutually exclusive, so that a data file still open for reading is
+	// deleted (its reader keeps the old bytes) rather than made a spare
+	// and overwritten under its reader.
+	readerMu sync.Mutex
+	readers  map[ID]int // open readers per message
 }
 
 func newSpool(dir string, fsys FS) *spool {
-	s := &spool{dir: dir, fs: fsys}
+	s := &spool{dir: dir, fs: fsys, readers: map[ID]int{}}
 	s.sync = &groupSync{fsync: s.fsyncDir}
 	return s
+}
+
+// openData opens a message's data file for reading; call closeData when
+// done with it.
+func (s *spool) openData(id ID) (File, error) {
+	s.readerMu.Lock()
+	defer s.readerMu.Unlock()
+	f, err := s.fs.OpenFile(s.dataPath(id), os.O_RDONLY, 0)
+	if err == nil {
+		s.readers[id]++
+	}
+	return f, err
+}
+
+func (s *spool) closeData(id ID, f File) error {
+	err := f.Close()
+	s.readerMu.Lock()
+	if s.readers[id]--; s.readers[id] <= 0 {
+		delete(s.readers, id)
+	}
+	s.readerMu.Unlock()
+	return err
+}
+
+// create opens a new file for writing at name, which must not exist:
+// a spare made to name when there is one, else a new file. recycled
+// reports a spare, whose old content the caller must overwrite and then
+// truncate to its own length before it fsyncs. Errors are the new file's:
+// a spare that cannot be used is dropped and a new file made instead.
+func (s *spool) create(name string) (f File, recycled bool, err error) {
+	for spare := s.takeSpare(); spare != ""; spare = s.takeSpare() {
+		// Link fails if name exists, as O_EXCL does for a new file.
+		err := s.fs.Link(spare, name)
+		if errors.Is(err, fs.ErrExist) {
+			s.addSpare(spare)
+			break
+		}
+		s.fs.Remove(spare)
+		if err != nil {
+			continue
+		}
+		if f, err := s.fs.OpenFile(name, os.O_WRONLY, 0); err == nil {
+			return f, true, nil
+		}
+		s.fs.Remove(name)
+	}
+	f, err = s.fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return f, false, err
+}
+
+func (s *spool) takeSpare() string {
+	s.spareMu.Lock()
+	defer s.spareMu.Unlock()
+	n := len(s.spares)
+	if n == 0 {
+		return ""
+	}
+	spare := s.spares[n-1]
+	s.spares = s.spares[:n-1]
+	return spare
+}
+
+// retire takes a file of a removed message out of the spool: it becomes
+// a spare, or is deleted when it is too big or there are spares enough.
+// Either way name is gone from the directory (or the error says why not);
+// as with a deletion, a directory fsync makes that durable.
+func (s *spool) retire(name string, size int64) error {
+	s.spareMu.Lock()
+	keep := size <= maxSpareSize && len(s.spares) < maxSpares
+	s.spareMu.Unlock()
+	if !keep {
+		return s.fs.Remove(name)
+	}
+	spare := name + extSpare
+	if err := s.fs.Rename(name, spare); err != nil {
+		return err
+	}
+	s.addSpare(spare)
+	return nil
+}
+
+// addSpare offers a spare file for reuse, deleting it when there are
+// enough.
+func (s *spool) addSpare(path string) {
+	s.spareMu.Lock()
+	full := len(s.spares) >= maxSpares
+	if !full {
+		s.spares = append(s.spares, path)
+	}
+	s.spareMu.Unlock()
+	if full {
+		s.fs.Remove(path)
+	}
 }
 
 func (s *spool) dataPath(id ID) string   { return filepath.Join(s.dir, string(id)+extData) }
@@ -54,7 +177,13 @@ func (s *spool) recordPath(id ID) string { return filepath.Join(s.dir, string(id
 // temporary file is removed and the error wraps [ErrStorage].
 func (s *spool) writeAtomic(final string, b []byte) error {
 	tmp := final + extTmp
-	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, recycled, err := s.create(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by an earlier write of this record that failed and could
+		// not clean up: garbage.
+		s.fs.Remove(tmp)
+		f, recycled, err = s.create(tmp)
+	}
 	if err != nil {
 		return storageErr("create", tmp, err)
 	}
@@ -65,6 +194,11 @@ func (s *spool) writeAtomic(final string, b []byte) error {
 	}
 	if _, err := f.Write(b); err != nil {
 		return fail("write", err)
+	}
+	if recycled {
+		if err := f.Truncate(int64(len(b))); err != nil {
+			return fail("truncate", err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fail("fsync", err)
@@ -94,15 +228,22 @@ func (s *spool) writeRecord(r *record) error {
 	return s.sync.Sync()
 }
 
-// removeMessage deletes a message's files: the record first, because it is
-// the commit point. Once the record is gone the message is gone; a data
-// file left behind (its removal failed) is garbage to the next recovery,
-// so only the record's removal can fail this.
-func (s *spool) removeMessage(id ID) error {
-	if err := s.fs.Remove(s.recordPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// removeMessage takes a message's files out of the spool (see retire):
+// the record first, because it is the commit point. Once the record is
+// gone the message is gone; a data file left behind (its removal failed)
+// is garbage to the next recovery, so only the record's removal can fail
+// this.
+func (s *spool) removeMessage(id ID, dataSize int64) error {
+	if err := s.retire(s.recordPath(id), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return storageErr("remove", s.recordPath(id), err)
 	}
-	s.fs.Remove(s.dataPath(id))
+	s.readerMu.Lock()
+	if s.readers[id] > 0 {
+		s.fs.Remove(s.dataPath(id))
+	} else {
+		s.retire(s.dataPath(id), dataSize)
+	}
+	s.readerMu.Unlock()
 	// Without this a power loss could bring the record back and the message
 	// would be delivered twice; cheap, because it shares group commits.
 	return s.sync.Sync()
