@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+
+	"smarthost/relay/dkim"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -21,6 +23,8 @@ func runVersion(args []string, io stdio) error {
 			v = bi.Main.Version
 		}
 	}
-	fmt.Fprintln(io.out, "smarthost", v)
+	// The RSA implementation is a build choice (-tags openssl) that changes
+	// how many messages a core can sign, so it is part of the version.
+	fmt.Fprintf(io.out, "smarthost %s (DKIM RSA signing: %s)\n", v, dkim.RSABackend())
 	return nil
 }

@@ -42,6 +42,9 @@ func Load(cfg config.DKIM) (*Table, error) {
 	}
 	for _, ck := range cfg.Keys {
 		signer, err := readPrivateKey(ck.PrivateKey)
+		if err == nil {
+			signer, err = fastSigner(signer)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("dkim: key %s: %w", RecordName(ck.Domain, ck.Selector), err))
 			continue

@@ -72,3 +72,14 @@ func RequireDKIMPy(t testing.TB) string {
 	missing(t, "dkimpy is not installed (Debian package python3-dkim)")
 	return ""
 }
+
+// RequireOpenSSLDev skips (or fails under CI) unless smarthost can be built
+// with -tags openssl: a C compiler for cgo and OpenSSL's headers and
+// libcrypto (Debian libssl-dev).
+func RequireOpenSSLDev(t testing.TB) {
+	t.Helper()
+	Require(t, "gcc")
+	if _, err := os.Stat("/usr/include/openssl/evp.h"); err != nil {
+		missing(t, "OpenSSL's headers are not installed (Debian package libssl-dev)")
+	}
+}
