@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"runtime"
@@ -117,31 +118,43 @@ func BenchmarkCommit(b *testing.B) {
 	}
 }
 
-// BenchmarkOpen measures start-up (recovery) with 10,000 queued messages:
-// one directory read, one record read and decode per message; no message
-// data is read.
+// BenchmarkOpen measures start-up (recovery) with 10,000 and 100,000
+// queued messages: one directory read, one record read and decode per
+// message; no message data is read. heap-B/msg is the live heap the loaded
+// queue holds per message, which must stay the size of an envelope (a few
+// hundred bytes), however large the messages are.
 func BenchmarkOpen(b *testing.B) {
-	const messages = 10000
-	fsys := &countingFS{noSync: true}
-	q := benchQueue(b, fsys)
-	body := []byte(testBody)
-	for range messages {
-		benchCommit(b, q, body)
+	for _, messages := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(messages), func(b *testing.B) {
+			fsys := &countingFS{noSync: true}
+			q := benchQueue(b, fsys)
+			body := []byte(testBody)
+			for range messages {
+				benchCommit(b, q, body)
+			}
+			opts := q.opts
+			opts.FS = nil
+			q.Close()
+			var heap uint64
+			b.ResetTimer()
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				q, err := Open(opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n := len(q.msgs); n != messages {
+					b.Fatalf("Open loaded %d messages, want %d", n, messages)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				heap = after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc)
+				q.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/open")
+			b.ReportMetric(float64(heap)/float64(messages), "heap-B/msg")
+		})
 	}
-	opts := q.opts
-	opts.FS = nil
-	q.Close()
-	b.ResetTimer()
-	for b.Loop() {
-		q, err := Open(opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if n := len(q.msgs); n != messages {
-			b.Fatalf("Open loaded %d messages, want %d", n, messages)
-		}
-		q.Close()
-	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/open")
-	b.ReportMetric(float64(messages), "messages")
 }
