@@ -46,6 +46,7 @@ type conn struct {
 	name    string // host name: certificate checks, Remote-MTA
 	mx      string // name[ip]:port, for the log and the Result
 	raw     net.Conn
+	data    net.Conn // what client speaks over, TLS included; dotStuffer writes message data to it
 	client  *smtp.Client
 	tls     string // "TLSv1.3", or "" for plain text
 	created time.Time
@@ -105,7 +106,7 @@ func (d *Deliverer) open(ctx context.Context, id queue.ID, h route.Host, ip neti
 		nc, c.tls = tc, tlsVersion(tc)
 	}
 	w := &watchConn{Conn: nc}
-	c.client = d.newClient(w)
+	c.client, c.data = d.newClient(w), w
 	if err := c.client.Hello(d.hostname); err != nil {
 		raw.Close()
 		cmd := "EHLO"
@@ -179,7 +180,8 @@ func (d *Deliverer) startTLS(ctx context.Context, id queue.ID, c *conn, mode tls
 	}
 	c.tls = tlsVersion(tc)
 	// The greeting is ours; the server sent its own before STARTTLS.
-	c.client = d.newClient(&prefixConn{Conn: tc, prefix: []byte("220 " + c.name + " TLS ready\r\n")})
+	c.data = &prefixConn{Conn: tc, prefix: []byte("220 " + c.name + " TLS ready\r\n")}
+	c.client = d.newClient(c.data)
 	if err := c.client.Hello(d.hostname); err != nil {
 		c.raw.Close()
 		return fromReply("EHLO", c.mx, err), nil

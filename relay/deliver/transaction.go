@@ -82,11 +82,18 @@ func (d *Deliverer) data(c *conn, dl *queue.Delivery, a attempt, accepted []stri
 	if err != nil {
 		return a.failAll(accepted, fromReply("DATA", c.mx, err)), sessionGoesOn(err)
 	}
-	// The client dot-stuffs and ends the data; the bytes are otherwise
-	// those of the spool (CRLF line ends, as the spool keeps them).
+	// The bytes sent are those of the spool (CRLF line ends, as the spool
+	// keeps them), dot-stuffed by dotStuffer straight onto the connection;
+	// the DataCommand writes the last line break and the final dot.
 	src := &readTracker{r: rc}
-	dst := &deadlineWriter{w: w, conn: c.raw, timeout: d.commandTimeout}
-	n, err := io.CopyBuffer(dst, src, make([]byte, 32<<10))
+	dst := newDotStuffer(&deadlineWriter{w: c.data, conn: c.raw, timeout: d.commandTimeout})
+	n, err := io.CopyBuffer(dst, src, make([]byte, dataBuffer))
+	if err == nil {
+		var tail []byte
+		if tail, err = dst.Flush(); err == nil {
+			_, err = w.Write(tail)
+		}
+	}
 	if err != nil {
 		if src.err != nil {
 			// Only the final dot completes a message (RFC 5321 §4.1.1.4):
