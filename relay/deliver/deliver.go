@@ -70,6 +70,7 @@ type Deliverer struct {
 	limiter  *limiter
 	bg       sync.WaitGroup // QUITs of connections not kept
 	connID   atomic.Uint64
+	buffers  sync.Pool // *dataBuffers for transfers
 }
 
 var _ queue.Deliverer = (*Deliverer)(nil)

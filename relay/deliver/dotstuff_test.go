@@ -29,7 +29,7 @@ func dotWriterOutput(t testing.TB, data []byte) []byte {
 // the final dot through a fresh DotWriter, as through the DataCommand.
 func stufferOutput(t testing.TB, data []byte, pieces ...int) []byte {
 	var out bytes.Buffer
-	s := newDotStuffer(&out)
+	s := newDotStuffer(&out, make([]byte, dataBuffer))
 	for i := 0; len(data) > 0; i++ {
 		n := min(len(data), max(1, pieces[min(i, len(pieces)-1)]))
 		if m, err := s.Write(data[:n]); m != n || err != nil {
@@ -89,7 +89,7 @@ func TestDotStuffer_SendsWhatTheDataCommandWould(t *testing.T) {
 // 100 KiB message reaches the connection in two writes, not 25.
 func TestDotStuffer_WritesInLargeBlocks(t *testing.T) {
 	var w countingWriter
-	s := newDotStuffer(&w)
+	s := newDotStuffer(&w, make([]byte, dataBuffer))
 	msg := []byte(benchMessage(100 << 10))
 	for len(msg) > 0 {
 		n := min(len(msg), 32<<10)
@@ -110,7 +110,7 @@ func (w *countingWriter) Write(b []byte) (int, error) { w.writes++; return len(b
 
 func TestDotStuffer_WriteErrorIsSticky(t *testing.T) {
 	boom := errors.New("connection reset")
-	s := newDotStuffer(failingWriter{boom})
+	s := newDotStuffer(failingWriter{boom}, make([]byte, dataBuffer))
 	big := bytes.Repeat([]byte("x\r\n"), dataBuffer)
 	if _, err := s.Write(big); !errors.Is(err, boom) {
 		t.Fatalf("Write = %v, want %v", err, boom)

@@ -85,9 +85,11 @@ func (d *Deliverer) data(c *conn, dl *queue.Delivery, a attempt, accepted []stri
 	// The bytes sent are those of the spool (CRLF line ends, as the spool
 	// keeps them), dot-stuffed by dotStuffer straight onto the connection;
 	// the DataCommand writes the last line break and the final dot.
+	bufs := d.getDataBuffers()
+	defer d.buffers.Put(bufs)
 	src := &readTracker{r: rc}
-	dst := newDotStuffer(&deadlineWriter{w: c.data, conn: c.raw, timeout: d.commandTimeout})
-	n, err := io.CopyBuffer(dst, src, make([]byte, dataBuffer))
+	dst := newDotStuffer(&deadlineWriter{w: c.data, conn: c.raw, timeout: d.commandTimeout}, bufs.out)
+	n, err := io.CopyBuffer(dst, src, bufs.in)
 	if err == nil {
 		var tail []byte
 		if tail, err = dst.Flush(); err == nil {
