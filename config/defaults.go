@@ -18,8 +18,8 @@ const (
 	DefaultMaxLifetime       = 5 * 24 * time.Hour // Postfix maximal_queue_lifetime
 	DefaultConnectTimeout    = 30 * time.Second   // Postfix smtp_connect_timeout
 	DefaultCommandTimeout    = 5 * time.Minute    // RFC 5321 §4.5.3.2
-	DefaultConcurrency       = 20
-	DefaultDestConcurrency   = 10
+	DefaultConcurrency       = 50                 // above DefaultDestConcurrency, so one slow destination cannot take every slot (Postfix: 100 smtp processes)
+	DefaultDestConcurrency   = 20                 // Postfix default_destination_concurrency_limit
 	DefaultDNSTimeout        = 10 * time.Second
 	DefaultMaxMessageSize    = 50 << 20
 	DefaultMaxRecipients     = 100 // RFC 5321 §4.5.3.1.8: at least 100 must be accepted

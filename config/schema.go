@@ -226,11 +226,11 @@ type Delivery struct {
 	// "delivery.command_timeout". Default "5m" (RFC 5321 §4.5.3.2).
 	CommandTimeout Duration `toml:"command_timeout"`
 	// Concurrency is how many deliveries run at once in total. TOML key
-	// "delivery.concurrency". Default 20.
+	// "delivery.concurrency". Default 50.
 	Concurrency int `toml:"concurrency"`
 	// DestinationConcurrency is how many connections one next hop gets at
 	// once, like Postfix's default_destination_concurrency_limit. TOML key
-	// "delivery.destination_concurrency". Default 10.
+	// "delivery.destination_concurrency". Default 20, as Postfix's.
 	DestinationConcurrency int `toml:"destination_concurrency"`
 }
 
