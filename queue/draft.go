@@ -101,6 +101,7 @@ func (d *Draft) Commit(env Envelope, header []byte) error {
 		Origin:     env.Origin,
 		Arrival:    now,
 		Header:     bytes.Clone(header),
+		headerLen:  int64(len(header)),
 		DataSize:   d.size,
 	}
 	for i, a := range env.Recipients {

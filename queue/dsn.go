@@ -72,7 +72,14 @@ const maxDSNHeader = 256 << 10
 // originalHeader returns the message's header section as delivered: the
 // prepended header, then the data file up to the empty line.
 func (q *Queue) originalHeader(rec *record) ([]byte, error) {
-	r, err := q.openData(rec.ID, rec.Header)
+	header := rec.Header
+	if rec.headerDropped() {
+		var err error
+		if header, err = q.spool.readHeader(rec.ID, rec.headerLen); err != nil {
+			return nil, err
+		}
+	}
+	r, err := q.openData(rec.ID, header)
 	if err != nil {
 		return nil, err
 	}

@@ -137,6 +137,8 @@ func (q *Queue) store(m *message, outcomes []outcome, attempt int, now, next tim
 		// a crash before then repeats deliveries, never loses mail.
 		q.logSpoolError(m.id, err)
 	}
+	// The message waits for its retry: its header waits on disk.
+	rec.dropHeader()
 	if rec.Held {
 		q.release(m, nil)
 	} else {

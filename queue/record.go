@@ -102,13 +102,28 @@ type record struct {
 	// Header is prepended to the data file at delivery (Received,
 	// DKIM-Signature), CRLF-terminated lines.
 	Header []byte `json:"header,omitempty"`
+	// headerLen is len(Header), kept while Header itself is not in memory:
+	// a queued message waiting for its retry leaves its header (Received
+	// and DKIM-Signature, most of an envelope's bytes) in its record on
+	// disk, as Postfix leaves a deferred message in its queue file, so a
+	// long queue costs memory by its envelopes only. See dropHeader and
+	// Queue.header.
+	headerLen int64
 	// DataSize is the length of the data file, checked at recovery.
 	DataSize int64     `json:"data_size"`
 	History  []Attempt `json:"history,omitempty"`
 }
 
 // size is the size of the message as delivered.
-func (r *record) size() int64 { return int64(len(r.Header)) + r.DataSize }
+func (r *record) size() int64 { return r.headerLen + r.DataSize }
+
+// dropHeader lets the header go from memory; it stays in the record on
+// disk, which every change rewrites with it (spool.writeRecord). Only a
+// record already on disk may drop its header.
+func (r *record) dropHeader() { r.Header = nil }
+
+// headerDropped reports whether the header is on disk only.
+func (r *record) headerDropped() bool { return r.Header == nil && r.headerLen > 0 }
 
 // done reports whether no recipient needs delivery or a DSN.
 func (r *record) done() bool {
@@ -175,5 +190,6 @@ func decodeRecord(b []byte) (*record, error) {
 			return nil, fmt.Errorf("queue: decode record %s: recipient %d: invalid state %q", r.ID, i, r.Recipients[i].State)
 		}
 	}
+	r.headerLen = int64(len(r.Header))
 	return &r, nil
 }

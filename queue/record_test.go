@@ -11,6 +11,7 @@ import (
 
 func sampleRecord() *record {
 	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	header := []byte("Received: x\r\n\xff binary-safe\r\n")
 	return &record{
 		Version: recordVersion, ID: "1LV5ZRD340HU4KX", From: "alice@example.com",
 		Recipients: []Recipient{
@@ -19,7 +20,7 @@ func sampleRecord() *record {
 		},
 		Origin:  Origin{Listener: "submissions", Role: "submission", ClientIP: "192.0.2.7", User: "alice"},
 		Arrival: t0, NextAttempt: t0.Add(5 * time.Minute), Attempts: 2,
-		Header: []byte("Received: x\r\n\xff binary-safe\r\n"), DataSize: 1234,
+		Header: header, headerLen: int64(len(header)), DataSize: 1234,
 		History: []Attempt{{Time: t0, Number: 1, Recipients: []string{"bob@example.net"}, Outcome: StateDeferred, MX: "192.0.2.25:25", Reply: "451 4.7.1 later"}},
 	}
 }

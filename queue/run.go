@@ -84,9 +84,20 @@ func (q *Queue) attempt(ctx context.Context, m *message) {
 			d.Recipients = append(d.Recipients, r.Address)
 		}
 	}
-	// The header never changes after Commit, so the reader may share it.
-	id, header := m.id, rec.Header
-	d.Open = func() (io.ReadCloser, error) { return q.openData(id, header) }
+	// The header never changes after Commit, so the reader may share it;
+	// when it is on disk only, it is read when the delivery opens the
+	// message.
+	id, header, headerLen := m.id, rec.Header, rec.headerLen
+	d.Open = func() (io.ReadCloser, error) {
+		h := header
+		if h == nil && headerLen > 0 {
+			var err error
+			if h, err = q.spool.readHeader(id, headerLen); err != nil {
+				return nil, err
+			}
+		}
+		return q.openData(id, h)
+	}
 	m.mu.Unlock()
 
 	var results []Result

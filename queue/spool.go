@@ -218,6 +218,16 @@ func (s *spool) writeAtomic(final string, b []byte) error {
 // fsync, rename, directory fsync. Readers see the old or the new record,
 // never a mix.
 func (s *spool) writeRecord(r *record) error {
+	if r.headerDropped() {
+		// The header never changes: the new record carries the old one's.
+		header, err := s.readHeader(r.ID, r.headerLen)
+		if err != nil {
+			return err
+		}
+		c := *r
+		c.Header = header
+		r = &c
+	}
 	b, err := r.encode()
 	if err != nil {
 		return err
@@ -226,6 +236,24 @@ func (s *spool) writeRecord(r *record) error {
 		return err
 	}
 	return s.sync.Sync()
+}
+
+// readHeader reads the prepended header of a message whose header is not
+// in memory (record.dropHeader) from its record; want is its length.
+func (s *spool) readHeader(id ID, want int64) ([]byte, error) {
+	path := s.recordPath(id)
+	b, err := readFile(s.fs, path)
+	if err != nil {
+		return nil, storageErr("read", path, err)
+	}
+	r, err := decodeRecord(b)
+	if err != nil {
+		return nil, storageErr("read", path, err)
+	}
+	if r.headerLen != want {
+		return nil, storageErr("read", path, fmt.Errorf("header has %d bytes, expected %d", r.headerLen, want))
+	}
+	return r.Header, nil
 }
 
 // removeMessage takes a message's files out of the spool (see retire):
