@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -201,8 +203,8 @@ func (q *Queue) load() error {
 			records = append(records, ID(strings.TrimSuffix(name, extRecord)))
 		}
 	}
-	for _, id := range records {
-		rec, reason, err := q.loadRecord(id, dataSize)
+	for i, r := range q.loadRecords(records, dataSize) {
+		id, rec, reason, err := records[i], r.rec, r.reason, r.err
 		if err != nil {
 			return err
 		}
@@ -230,6 +232,34 @@ func (q *Queue) load() error {
 	}
 	q.logRecovered(len(q.msgs))
 	return nil
+}
+
+// loaded is loadRecord's result.
+type loaded struct {
+	rec    *record
+	reason string
+	err    error
+}
+
+// loadRecords loads records with one worker per CPU, the results in the
+// order of ids. Start-up with a long queue is all file opens and JSON
+// decoding (about 25 µs a message), which every core can share: 100,000
+// queued messages would otherwise take twice as long on two cores.
+// dataSize is only read.
+func (q *Queue) loadRecords(ids []ID, dataSize map[ID]int64) []loaded {
+	out := make([]loaded, len(ids))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(ids), 1)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
+				r := &out[i]
+				r.rec, r.reason, r.err = q.loadRecord(ids[i], dataSize)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // loadRecord reads one envelope record. A non-empty reason says why the
