@@ -119,6 +119,11 @@ func (q *Queue) Show(id ID) (Detail, error) {
 		return Detail{}, notFound(id)
 	}
 	rec := m.rec.clone()
+	if rec.cold {
+		if rec, err = q.spool.warm(rec); err != nil {
+			return Detail{}, fmt.Errorf("queue: show %s: %w", id, err)
+		}
+	}
 	header, err := q.originalHeader(rec)
 	if err != nil {
 		return Detail{}, fmt.Errorf("queue: show %s: %w", id, err)

@@ -73,9 +73,9 @@ const maxDSNHeader = 256 << 10
 // prepended header, then the data file up to the empty line.
 func (q *Queue) originalHeader(rec *record) ([]byte, error) {
 	header := rec.Header
-	if rec.headerDropped() {
+	if rec.cold {
 		var err error
-		if header, err = q.spool.readHeader(rec.ID, rec.headerLen); err != nil {
+		if header, _, err = q.spool.readCold(rec.ID, rec.headerLen); err != nil {
 			return nil, err
 		}
 	}

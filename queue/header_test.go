@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,9 +11,9 @@ import (
 	"smarthost/queue/mlog"
 )
 
-// inMemory returns what the queue holds in memory of a message's header
-// and its length.
-func inMemory(t *testing.T, q *Queue, id ID) (header []byte, length int64) {
+// inMemory returns what the queue holds in memory of a message's header,
+// the header's length, and the history.
+func inMemory(t *testing.T, q *Queue, id ID) (header []byte, length int64, history []Attempt) {
 	t.Helper()
 	q.mu.Lock()
 	m := q.msgs[id]
@@ -22,11 +23,11 @@ func inMemory(t *testing.T, q *Queue, id ID) (header []byte, length int64) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.rec.Header, m.rec.headerLen
+	return m.rec.Header, m.rec.headerLen, m.rec.History
 }
 
-// onDisk returns the header in a message's record file.
-func onDisk(t *testing.T, q *Queue, id ID) []byte {
+// onDisk returns the record file of a message.
+func onDisk(t *testing.T, q *Queue, id ID) *record {
 	t.Helper()
 	b, err := readFile(q.spool.fs, q.spool.recordPath(id))
 	if err != nil {
@@ -36,14 +37,24 @@ func onDisk(t *testing.T, q *Queue, id ID) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rec.Header
+	return rec
+}
+
+// attemptNumbers lists the attempt numbers of a history.
+func attemptNumbers(h []Attempt) []int {
+	var n []int
+	for _, a := range h {
+		n = append(n, a.Number)
+	}
+	return n
 }
 
 // A message waiting for its retry keeps its prepended header (Received,
-// DKIM-Signature: most of an envelope's bytes) on disk only, so a long
-// queue costs memory by its envelopes; every rewrite of its record keeps
-// the header, and the retry delivers it byte for byte.
-func TestDeferredMessage_HeaderWaitsOnDisk(t *testing.T) {
+// DKIM-Signature) and its attempt history on disk only, so a long queue
+// costs memory by its envelopes; every rewrite of its record keeps both,
+// adding new attempts once, and the retry delivers the header byte for
+// byte.
+func TestDeferredMessage_HeaderAndHistoryWaitOnDisk(t *testing.T) {
 	t.Parallel()
 	tq := newTestQueue(t, nil)
 	var fail atomic.Bool
@@ -57,35 +68,42 @@ func TestDeferredMessage_HeaderWaitsOnDisk(t *testing.T) {
 	id := commit(t, tq.Queue, testEnvelope(), testHeader, testBody)
 	tq.run(t)
 	tq.log.wait(t, 1, mlog.Deferred, mlog.QueueID, string(id))
+	tq.clock.Set(tq.clock.Now().Add(time.Minute))
+	tq.log.wait(t, 2, mlog.Deferred, mlog.QueueID, string(id))
 
-	if h, n := inMemory(t, tq.Queue, id); h != nil || n != int64(len(testHeader)) {
-		t.Errorf("deferred message holds header %q (length %d) in memory, want none (length %d)", h, n, len(testHeader))
+	if h, n, hist := inMemory(t, tq.Queue, id); h != nil || n != int64(len(testHeader)) || hist != nil {
+		t.Errorf("deferred message holds header %q (length %d) and history %v in memory, want none (length %d)", h, n, hist, len(testHeader))
 	}
-	// Hold and release rewrite the record while the header is on disk only.
+	if got := attemptNumbers(onDisk(t, tq.Queue, id).History); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("history on disk after two attempts = %v, want [1 2]", got)
+	}
+	// Hold and release rewrite the record while header and history are on
+	// disk only.
 	if err := tq.Hold(id); err != nil {
 		t.Fatal(err)
 	}
 	if err := tq.Release(id); err != nil {
 		t.Fatal(err)
 	}
-	if got := onDisk(t, tq.Queue, id); string(got) != testHeader {
-		t.Fatalf("record on disk after hold and release has header %q, want %q", got, testHeader)
+	rec := onDisk(t, tq.Queue, id)
+	if string(rec.Header) != testHeader || !slices.Equal(attemptNumbers(rec.History), []int{1, 2}) {
+		t.Fatalf("record on disk after hold and release: header %q, history %v; want %q, [1 2]", rec.Header, attemptNumbers(rec.History), testHeader)
 	}
 	d, err := tq.Show(id)
-	if err != nil || !strings.HasPrefix(d.Header, testHeader+"From: alice@example.com\r\n") {
-		t.Errorf("Show = %q, %v; want the prepended header, then the message's", d.Header, err)
+	if err != nil || !strings.HasPrefix(d.Header, testHeader+"From: alice@example.com\r\n") || !slices.Equal(attemptNumbers(d.History), []int{1, 2}) {
+		t.Errorf("Show = header %q, history %v, %v; want the prepended header, then the message's, and attempts [1 2]", d.Header, attemptNumbers(d.History), err)
 	}
 	if l := tq.List(); len(l) != 1 || l[0].Size != int64(len(testHeader)+len(testBody)) {
 		t.Errorf("List = %+v, want one message of %d bytes", l, len(testHeader)+len(testBody))
 	}
 
 	fail.Store(false)
-	tq.clock.Set(tq.clock.Now().Add(2 * time.Minute))
+	tq.clock.Set(tq.clock.Now().Add(5 * time.Minute))
 	tq.log.wait(t, 1, mlog.Removed, mlog.QueueID, string(id))
 	got := tq.deliv.deliveries(id)
 	last := got[len(got)-1]
-	if want := testHeader + testBody; string(last.Data) != want || last.Size != int64(len(want)) {
-		t.Errorf("retry delivered %q (size %d), want %q (size %d)", last.Data, last.Size, want, len(want))
+	if want := testHeader + testBody; len(got) != 3 || string(last.Data) != want || last.Size != int64(len(want)) {
+		t.Errorf("%d deliveries, the last %q (size %d); want 3, the last %q (size %d)", len(got), last.Data, last.Size, want, len(want))
 	}
 }
 
@@ -105,7 +123,7 @@ func TestRecovery_HeaderReadWhenNeeded(t *testing.T) {
 	bounce := commit(t, tq.Queue, testEnvelope("gone@example.net"), testHeader, testBody)
 	tq.reopen(t)
 	for _, id := range []ID{ok, bounce} {
-		if h, n := inMemory(t, tq.Queue, id); h != nil || n != int64(len(testHeader)) {
+		if h, n, _ := inMemory(t, tq.Queue, id); h != nil || n != int64(len(testHeader)) {
 			t.Errorf("%s after recovery holds header %q (length %d) in memory, want none (length %d)", id, h, n, len(testHeader))
 		}
 	}

@@ -136,9 +136,11 @@ func (q *Queue) store(m *message, outcomes []outcome, attempt int, now, next tim
 		// The outcome stays in memory and is written with the next change;
 		// a crash before then repeats deliveries, never loses mail.
 		q.logSpoolError(m.id, err)
+	} else {
+		// The message waits for its retry: its header and history wait on
+		// disk.
+		rec.makeCold()
 	}
-	// The message waits for its retry: its header waits on disk.
-	rec.dropHeader()
 	if rec.Held {
 		q.release(m, nil)
 	} else {

@@ -273,7 +273,7 @@ func (q *Queue) loadRecord(id ID, dataSize map[ID]int64) (rec *record, reason st
 	if err != nil {
 		return nil, err.Error(), nil
 	}
-	rec.dropHeader() // read again when the message is attempted
+	rec.makeCold() // header and history are read again when needed
 	size, ok := dataSize[id]
 	switch {
 	case rec.ID != id:

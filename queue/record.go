@@ -102,13 +102,17 @@ type record struct {
 	// Header is prepended to the data file at delivery (Received,
 	// DKIM-Signature), CRLF-terminated lines.
 	Header []byte `json:"header,omitempty"`
-	// headerLen is len(Header), kept while Header itself is not in memory:
-	// a queued message waiting for its retry leaves its header (Received
-	// and DKIM-Signature, most of an envelope's bytes) in its record on
-	// disk, as Postfix leaves a deferred message in its queue file, so a
-	// long queue costs memory by its envelopes only. See dropHeader and
-	// Queue.header.
+	// headerLen is len(Header), also while the record is cold.
 	headerLen int64
+	// cold means that Header and the History written so far are on disk
+	// only: a message waiting for its retry leaves them in its record, as
+	// Postfix leaves a deferred message in its queue file, so that a long
+	// queue costs memory by its envelopes, not by its headers (Received
+	// and DKIM-Signature, ~700 bytes) and attempt histories (up to 10
+	// replies). While cold, Header is nil and History holds only the
+	// entries added since, which spool.writeRecord merges with those on
+	// disk. See makeCold and spool.readCold.
+	cold bool
 	// DataSize is the length of the data file, checked at recovery.
 	DataSize int64     `json:"data_size"`
 	History  []Attempt `json:"history,omitempty"`
@@ -117,13 +121,11 @@ type record struct {
 // size is the size of the message as delivered.
 func (r *record) size() int64 { return r.headerLen + r.DataSize }
 
-// dropHeader lets the header go from memory; it stays in the record on
-// disk, which every change rewrites with it (spool.writeRecord). Only a
-// record already on disk may drop its header.
-func (r *record) dropHeader() { r.Header = nil }
-
-// headerDropped reports whether the header is on disk only.
-func (r *record) headerDropped() bool { return r.Header == nil && r.headerLen > 0 }
+// makeCold lets the header and history go from memory (see record.cold).
+// Only a record whose file on disk is up to date may be made cold.
+func (r *record) makeCold() {
+	r.Header, r.History, r.cold = nil, nil, true
+}
 
 // done reports whether no recipient needs delivery or a DSN.
 func (r *record) done() bool {
@@ -152,10 +154,16 @@ func (r *record) clone() *record {
 
 // addHistory appends entries, keeping the newest maxHistory.
 func (r *record) addHistory(entries ...Attempt) {
-	r.History = append(r.History, entries...)
-	if n := len(r.History) - maxHistory; n > 0 {
-		r.History = append([]Attempt(nil), r.History[n:]...)
+	r.History = appendHistory(r.History, entries...)
+}
+
+// appendHistory appends entries to h, keeping the newest maxHistory.
+func appendHistory(h []Attempt, entries ...Attempt) []Attempt {
+	h = append(h, entries...)
+	if n := len(h) - maxHistory; n > 0 {
+		h = append([]Attempt(nil), h[n:]...)
 	}
+	return h
 }
 
 // encode returns the record's file content.

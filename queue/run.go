@@ -87,12 +87,12 @@ func (q *Queue) attempt(ctx context.Context, m *message) {
 	// The header never changes after Commit, so the reader may share it;
 	// when it is on disk only, it is read when the delivery opens the
 	// message.
-	id, header, headerLen := m.id, rec.Header, rec.headerLen
+	id, header, headerLen, cold := m.id, rec.Header, rec.headerLen, rec.cold
 	d.Open = func() (io.ReadCloser, error) {
 		h := header
-		if h == nil && headerLen > 0 {
+		if cold {
 			var err error
-			if h, err = q.spool.readHeader(id, headerLen); err != nil {
+			if h, _, err = q.spool.readCold(id, headerLen); err != nil {
 				return nil, err
 			}
 		}

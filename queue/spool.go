@@ -218,42 +218,60 @@ func (s *spool) writeAtomic(final string, b []byte) error {
 // fsync, rename, directory fsync. Readers see the old or the new record,
 // never a mix.
 func (s *spool) writeRecord(r *record) error {
-	if r.headerDropped() {
-		// The header never changes: the new record carries the old one's.
-		header, err := s.readHeader(r.ID, r.headerLen)
+	full := r
+	if r.cold {
+		// The new record carries the old one's header and history, and
+		// the history added since.
+		c, err := s.warm(r)
 		if err != nil {
 			return err
 		}
-		c := *r
-		c.Header = header
-		r = &c
+		full = c
 	}
-	b, err := r.encode()
+	b, err := full.encode()
 	if err != nil {
 		return err
 	}
 	if err := s.writeAtomic(s.recordPath(r.ID), b); err != nil {
 		return err
 	}
-	return s.sync.Sync()
+	if err := s.sync.Sync(); err != nil {
+		return err
+	}
+	if r.cold {
+		r.History = nil // on disk now
+	}
+	return nil
 }
 
-// readHeader reads the prepended header of a message whose header is not
-// in memory (record.dropHeader) from its record; want is its length.
-func (s *spool) readHeader(id ID, want int64) ([]byte, error) {
+// warm returns a copy of a cold record with its header and whole history,
+// read from its file.
+func (s *spool) warm(r *record) (*record, error) {
+	header, history, err := s.readCold(r.ID, r.headerLen)
+	if err != nil {
+		return nil, err
+	}
+	c := *r
+	c.Header, c.History, c.cold = header, appendHistory(history, r.History...), false
+	return &c, nil
+}
+
+// readCold reads what a cold record (record.cold) left on disk: the
+// prepended header, whose length must be want, and the history.
+func (s *spool) readCold(id ID, want int64) ([]byte, []Attempt, error) {
 	path := s.recordPath(id)
 	b, err := readFile(s.fs, path)
 	if err != nil {
-		return nil, storageErr("read", path, err)
+		return nil, nil, storageErr("read", path, err)
 	}
 	r, err := decodeRecord(b)
 	if err != nil {
-		return nil, storageErr("read", path, err)
+		return nil, nil, storageErr("read", path, err)
 	}
 	if r.headerLen != want {
-		return nil, storageErr("read", path, fmt.Errorf("header has %d bytes, expected %d", r.headerLen, want))
+		return nil, nil, storageErr("read", path, fmt.Errorf("header has %d bytes, expected %d", r.headerLen, want))
 	}
-	return r.Header, nil
+	return r.Header, r.History, nil
 }
 
 // removeMessage takes a message's files out of the spool (see retire):
