@@ -59,10 +59,29 @@ func (osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(n
 
 // readFile reads a whole file through fsys.
 func readFile(fsys FS, name string) ([]byte, error) {
+	return readFileInto(fsys, name, nil)
+}
+
+// readFileInto reads a whole file through fsys into buf's storage, growing
+// it as needed, so that a loop reading many small files reuses one buffer.
+func readFileInto(fsys FS, name string, buf []byte) ([]byte, error) {
 	f, err := fsys.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }

@@ -252,9 +252,10 @@ func (q *Queue) loadRecords(ids []ID, dataSize map[ID]int64) []loaded {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(ids), 1)) {
 		wg.Go(func() {
+			buf := make([]byte, 0, 8<<10)
 			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
 				r := &out[i]
-				r.rec, r.reason, r.err = q.loadRecord(ids[i], dataSize)
+				r.rec, r.reason, buf, r.err = q.loadRecord(ids[i], dataSize, buf)
 			}
 		})
 	}
@@ -262,28 +263,29 @@ func (q *Queue) loadRecords(ids []ID, dataSize map[ID]int64) []loaded {
 	return out
 }
 
-// loadRecord reads one envelope record. A non-empty reason says why the
-// message cannot be used; err is an I/O failure that stops recovery.
-func (q *Queue) loadRecord(id ID, dataSize map[ID]int64) (rec *record, reason string, err error) {
-	b, err := readFile(q.spool.fs, q.spool.recordPath(id))
+// loadRecord reads one envelope record, cold (header and history are read
+// again when needed), through buf, which it returns for the next call. A
+// non-empty reason says why the message cannot be used; err is an I/O
+// failure that stops recovery.
+func (q *Queue) loadRecord(id ID, dataSize map[ID]int64, buf []byte) (rec *record, reason string, _ []byte, err error) {
+	buf, err = readFileInto(q.spool.fs, q.spool.recordPath(id), buf)
 	if err != nil {
-		return nil, "", fmt.Errorf("queue: recover %s: %w", id, err)
+		return nil, "", buf, fmt.Errorf("queue: recover %s: %w", id, err)
 	}
-	rec, err = decodeRecord(b)
+	rec, err = decodeColdRecord(buf)
 	if err != nil {
-		return nil, err.Error(), nil
+		return nil, err.Error(), buf, nil
 	}
-	rec.makeCold() // header and history are read again when needed
 	size, ok := dataSize[id]
 	switch {
 	case rec.ID != id:
-		return nil, fmt.Sprintf("record names queue ID %s", rec.ID), nil
+		return nil, fmt.Sprintf("record names queue ID %s", rec.ID), buf, nil
 	case !ok:
-		return nil, "data file missing", nil
+		return nil, "data file missing", buf, nil
 	case size != rec.DataSize:
-		return nil, fmt.Sprintf("data file has %d bytes, record says %d", size, rec.DataSize), nil
+		return nil, fmt.Sprintf("data file has %d bytes, record says %d", size, rec.DataSize), buf, nil
 	}
-	return rec, "", nil
+	return rec, "", buf, nil
 }
 
 // setAside moves a message's files into corrupt/ for a human to inspect.
