@@ -2,6 +2,9 @@ package queue
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -142,5 +145,39 @@ func TestRecovery_HeaderReadWhenNeeded(t *testing.T) {
 	_, parts := parseDSN(t, dsn[0].Data)
 	if !strings.HasPrefix(string(parts[2].body), testHeader) {
 		t.Errorf("DSN headers part = %q, want it to start with the prepended header %q", parts[2].body, testHeader)
+	}
+}
+
+// A record whose history cannot be decoded is set aside at recovery, like
+// any record decodeRecord refuses: loaded cold, it would fail at every
+// attempt (its header is read from the same record) and never leave the
+// queue.
+func TestRecovery_SetsAsideBadHistory(t *testing.T) {
+	t.Parallel()
+	tq := newTestQueue(t, nil)
+	id := commit(t, tq.Queue, testEnvelope(), testHeader, testBody)
+	tq.Queue.Close()
+	path := tq.spool.recordPath(id)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["history"] = []any{map[string]any{"time": "yesterday"}}
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tq.reopen(t)
+	if l := tq.List(); len(l) != 0 {
+		t.Errorf("List after recovery = %v, want the record set aside", l)
+	}
+	if _, err := os.Stat(filepath.Join(tq.opts.Dir, corruptDir, string(id)+extRecord)); err != nil {
+		t.Errorf("record with a bad history not set aside: %v", err)
 	}
 }

@@ -200,8 +200,8 @@ func decodeRecord(b []byte) (*record, error) {
 func decodeColdRecord(b []byte) (*record, error) {
 	var r struct {
 		record
-		Header  base64Length `json:"header,omitempty"`
-		History skipped      `json:"history,omitempty"`
+		Header  base64Length   `json:"header,omitempty"`
+		History skippedHistory `json:"history,omitempty"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("queue: decode record: %w", err)
@@ -246,10 +246,30 @@ func notBase64(c rune) bool {
 	return !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/')
 }
 
-// skipped takes any JSON value and keeps nothing.
-type skipped struct{}
+// skippedHistory takes a history as []Attempt does, refusing what that
+// refuses (a record decodeRecord rejects must be set aside at recovery,
+// not fail at every attempt), but keeps none of its strings.
+type skippedHistory []struct {
+	Time       time.Time       `json:"time"`
+	Number     int             `json:"attempt"`
+	Recipients []skippedString `json:"recipients"`
+	Outcome    skippedString   `json:"outcome"`
+	NextHop    skippedString   `json:"next_hop,omitempty"`
+	MX         skippedString   `json:"mx,omitempty"`
+	TLS        skippedString   `json:"tls,omitempty"`
+	Reply      skippedString   `json:"reply,omitempty"`
+}
 
-func (*skipped) UnmarshalJSON([]byte) error { return nil }
+// skippedString takes what a string takes (a JSON string or null) and
+// keeps nothing.
+type skippedString struct{}
+
+func (*skippedString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' || string(b) == "null" {
+		return nil
+	}
+	return fmt.Errorf("history: %.20s is not a string", b)
+}
 
 // check reports a record that breaks the invariants the scheduler relies
 // on.
