@@ -181,3 +181,33 @@ func TestRecovery_SetsAsideBadHistory(t *testing.T) {
 		t.Errorf("record with a bad history not set aside: %v", err)
 	}
 }
+
+// A rewrite whose directory fsync fails has still renamed the new record
+// into place, history and all: the next rewrite must not add the same
+// attempts again.
+func TestDeferredMessage_FailedDirectorySyncKeepsHistoryOnce(t *testing.T) {
+	t.Parallel()
+	ffs := &faultFS{op: "fsync directory"}
+	tq := newTestQueue(t, func(o *Options) {
+		ffs.dir = o.Dir
+		o.FS = ffs
+	})
+	tq.deliv.outcome = func(d *Delivery, rcpt string) Result { return tempFail("451 4.7.1 try later") }
+	id := commit(t, tq.Queue, testEnvelope(), testHeader, testBody)
+	tq.run(t)
+	tq.log.wait(t, 1, mlog.Deferred, mlog.QueueID, string(id))
+	ffs.arm()
+	tq.clock.Set(tq.clock.Now().Add(time.Minute))
+	tq.log.wait(t, 1, mlog.SpoolError, mlog.QueueID, string(id))
+	tq.log.wait(t, 2, mlog.Deferred, mlog.QueueID, string(id))
+	if err := tq.Hold(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := attemptNumbers(onDisk(t, tq.Queue, id).History); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("history on disk after two attempts and a hold = %v, want [1 2]", got)
+	}
+	d, err := tq.Show(id)
+	if err != nil || !slices.Equal(attemptNumbers(d.History), []int{1, 2}) {
+		t.Errorf("Show = history %v, %v; want [1 2]", attemptNumbers(d.History), err)
+	}
+}

@@ -235,13 +235,12 @@ func (s *spool) writeRecord(r *record) error {
 	if err := s.writeAtomic(s.recordPath(r.ID), b); err != nil {
 		return err
 	}
-	if err := s.sync.Sync(); err != nil {
-		return err
-	}
 	if r.cold {
-		r.History = nil // on disk now
+		// In the file now, even if the directory fsync fails: the next
+		// rewrite reads them from there and must not add them again.
+		r.History = nil
 	}
-	return nil
+	return s.sync.Sync()
 }
 
 // warm returns a copy of a cold record with its header and whole history,
