@@ -5,6 +5,7 @@ package dkim
 /*
 #cgo LDFLAGS: -lcrypto
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -26,7 +27,11 @@ static int smarthost_rsa_sign(EVP_PKEY *pkey, const unsigned char *digest, size_
 		&& EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0
 		&& EVP_PKEY_sign(ctx, sig, &siglen, digest, dlen) > 0;
 	EVP_PKEY_CTX_free(ctx);
-	return ok ? (int)siglen : -1;
+	if (!ok) {
+		ERR_clear_error(); // this thread's error queue would keep growing
+		return -1;
+	}
+	return (int)siglen;
 }
 */
 import "C"
@@ -85,6 +90,9 @@ func (o *opensslRSA) Public() crypto.PublicKey { return o.pub }
 // Sign signs a SHA-256 digest; the random source is not used, as
 // PKCS #1 v1.5 signatures are deterministic (OpenSSL blinds with its own).
 func (o *opensslRSA) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if _, pss := opts.(*rsa.PSSOptions); pss {
+		return nil, errors.New("dkim: the OpenSSL RSA signer makes PKCS #1 v1.5 signatures only, not PSS")
+	}
 	if opts.HashFunc() != crypto.SHA256 || len(digest) != crypto.SHA256.Size() {
 		return nil, fmt.Errorf("dkim: the OpenSSL RSA signer signs SHA-256 digests only, not %v", opts.HashFunc())
 	}

@@ -49,4 +49,8 @@ func TestOpenSSLSignsAsCryptoRSA(t *testing.T) {
 	if _, err := signer.Sign(nil, make([]byte, 20), crypto.SHA1); err == nil {
 		t.Error("the OpenSSL signer signed a SHA-1 digest; DKIM's RSA is SHA-256 only (RFC 8301)")
 	}
+	digest := sha256.Sum256([]byte("pss"))
+	if _, err := signer.Sign(nil, digest[:], &rsa.PSSOptions{Hash: crypto.SHA256}); err == nil {
+		t.Error("the OpenSSL signer accepted PSS options but makes PKCS #1 v1.5 signatures")
+	}
 }
