@@ -181,9 +181,3 @@ func joinAddrs(addrs []netip.Addr) string {
 	}
 	return strings.Join(s, ", ")
 }
-
-// isTimeout reports whether a lookup failed by timing out.
-func isTimeout(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && de.IsTimeout
-}

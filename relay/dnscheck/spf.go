@@ -1,7 +1,6 @@
 package dnscheck
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -160,7 +159,7 @@ func (r *run) checkSPFAuthorises() {
 	}
 	for _, a := range r.host.addrs {
 		res, err := spf.CheckHostWithSender(net.IP(a.Unmap().AsSlice()), r.host.name, "postmaster@"+r.domain,
-			spf.WithContext(r.ctx), spf.WithResolver(spfResolver{r.res}))
+			spf.WithContext(r.ctx), spf.WithResolver(resolve.NetStyle{Resolver: r.res}))
 		mech := "ip4:"
 		if a.Unmap().Is6() {
 			mech = "ip6:"
@@ -378,51 +377,4 @@ func (w *spfWalk) report() {
 		w.r.add(Finding{Check: CheckSPF, Level: LevelOK, ID: "spf-lookups",
 			Text: fmt.Sprintf("%d of %d DNS lookups, %d of %d void lookups%s", w.lookups, maxLookups, len(w.voids), maxVoidLookups, notes)})
 	}
-}
-
-// spfResolver adapts a resolve.Resolver to the SPF library, as
-// relay/inbound's adapter does for inbound mail (the two are kept apart
-// so that neither package reaches into the other): the library wants
-// LookupIPAddr, and tells answers from failures by *net.DNSError, so
-// every error that is not a definite "not found" is handed on as a
-// temporary one. A DNS outage then gives temperror, never permerror.
-type spfResolver struct{ r resolve.Resolver }
-
-func (s spfResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	txt, err := s.r.LookupTXT(ctx, name)
-	return txt, dnsError(err, name)
-}
-
-func (s spfResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	mx, err := s.r.LookupMX(ctx, name)
-	return mx, dnsError(err, name)
-}
-
-func (s spfResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	names, err := s.r.LookupAddr(ctx, addr)
-	return names, dnsError(err, addr)
-}
-
-func (s spfResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	addrs, err := s.r.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, dnsError(err, host)
-	}
-	out := make([]net.IPAddr, len(addrs))
-	for i, a := range addrs {
-		out[i] = net.IPAddr{IP: net.IP(a.Unmap().AsSlice()), Zone: a.Zone()}
-	}
-	return out, nil
-}
-
-// dnsError returns err as a *net.DNSError that is either not-found or
-// temporary, or nil.
-func dnsError(err error, name string) error {
-	switch {
-	case err == nil:
-		return nil
-	case resolve.IsNotFound(err):
-		return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-	}
-	return &net.DNSError{Err: dnsReason(err), Name: name, IsTemporary: true, IsTimeout: isTimeout(err)}
 }

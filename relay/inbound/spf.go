@@ -63,7 +63,7 @@ func checkSPF(ctx context.Context, r resolve.Resolver, env Envelope) spfOutcome 
 	}
 	ip := env.ClientIP.Unmap()
 	res, err := spf.CheckHostWithSender(net.IP(ip.AsSlice()), helo, local+"@"+ascii,
-		spf.WithContext(ctx), spf.WithResolver(spfResolver{r}))
+		spf.WithContext(ctx), spf.WithResolver(resolve.NetStyle{Resolver: r}))
 	out.result = res
 	if err != nil {
 		out.reason = err.Error()
@@ -90,63 +90,12 @@ func spfDomain(domain string) (string, bool) {
 	return strings.ToLower(d), true
 }
 
-// spfResolver adapts a resolve.Resolver to the spf library's DNSResolver,
-// which wants LookupIPAddr where we have LookupNetIP.
-//
-// It also normalizes errors. The library tells answers from failures by a
-// type assertion to *net.DNSError and its Temporary method; anything else
-// becomes permerror. A refused query or a malformed answer (Go's "server
-// misbehaving", IsTemporary false) would then turn a DNS outage into a
-// permanent result. resolve.IsTemporary's rule is that everything but a
-// definite "not found" may go away, so every such error is handed on as a
-// temporary *net.DNSError: SPF gives temperror, never permerror, for it.
-type spfResolver struct{ r resolve.Resolver }
-
-func (s spfResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	txt, err := s.r.LookupTXT(ctx, name)
-	return txt, dnsError(err, name)
-}
-
-func (s spfResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	mx, err := s.r.LookupMX(ctx, name)
-	return mx, dnsError(err, name)
-}
-
-func (s spfResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	names, err := s.r.LookupAddr(ctx, addr)
-	return names, dnsError(err, addr)
-}
-
-func (s spfResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	addrs, err := s.r.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, dnsError(err, host)
-	}
-	out := make([]net.IPAddr, len(addrs))
-	for i, a := range addrs {
-		out[i] = net.IPAddr{IP: net.IP(a.Unmap().AsSlice()), Zone: a.Zone()}
-	}
-	return out, nil
-}
-
-// dnsError returns err as a *net.DNSError that is either not-found or
-// temporary (see spfResolver), or nil.
-func dnsError(err error, name string) error {
-	switch {
-	case err == nil:
-		return nil
-	case resolve.IsNotFound(err):
-		return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-	}
-	return &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true}
-}
-
 // lookupTXT returns a lookup function for go-msgauth (DKIM keys), which
-// classifies errors the same way as the spf library: see spfResolver.
+// classifies errors the same way as the spf library: see resolve.NetStyle.
 func lookupTXT(ctx context.Context, r resolve.Resolver) func(string) ([]string, error) {
 	return func(name string) ([]string, error) {
 		txt, err := r.LookupTXT(ctx, name)
-		return txt, dnsError(err, name)
+		return txt, resolve.DNSError(err, name)
 	}
 }
 

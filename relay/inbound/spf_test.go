@@ -184,35 +184,3 @@ func TestReceivedSPF_Format(t *testing.T) {
 		})
 	}
 }
-
-// TestSPFResolver_ErrorsAreTemporary: the adapter hands the spf library
-// a temporary *net.DNSError for any failure that is not "not found" (a
-// refused query is not IsTemporary in Go), and not-found as is.
-func TestSPFResolver_ErrorsAreTemporary(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name          string
-		err           error
-		wantTemporary bool
-		wantNotFound  bool
-	}{
-		{"refused", &net.DNSError{Err: "server misbehaving", Name: "x.test"}, true, false},
-		{"servfail", &net.DNSError{Err: "server misbehaving", Name: "x.test", IsTemporary: true}, true, false},
-		{"other error type", errors.New("dial udp: connection refused"), true, false},
-		{"not found", &net.DNSError{Err: "no such host", Name: "x.test", IsNotFound: true}, false, true},
-	}
-	for _, tt := range tests {
-		got := dnsError(tt.err, "x.test")
-		de, ok := got.(*net.DNSError)
-		if !ok {
-			t.Errorf("%s: dnsError = %T, want *net.DNSError", tt.name, got)
-			continue
-		}
-		if de.Temporary() != tt.wantTemporary || de.IsNotFound != tt.wantNotFound {
-			t.Errorf("%s: Temporary() = %v, IsNotFound = %v; want %v, %v", tt.name, de.Temporary(), de.IsNotFound, tt.wantTemporary, tt.wantNotFound)
-		}
-	}
-	if dnsError(nil, "x.test") != nil {
-		t.Error("dnsError(nil) != nil")
-	}
-}
