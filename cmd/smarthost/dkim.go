@@ -16,25 +16,8 @@ const dkimSynopsis = `dkim keygen -domain D -selector S [-algo rsa-2048|ed25519]
 
 // runDKIM dispatches the dkim subcommands.
 func runDKIM(args []string, io stdio) error {
-	fs := newFlagSet("dkim", dkimSynopsis, io)
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	switch args[0] {
-	case "keygen":
-		return runDKIMKeygen(args[1:], io)
-	case "record":
-		return runDKIMRecord(args[1:], io)
-	case "testkey":
-		return runDKIMTestkey(args[1:], io)
-	case "-h", "-help", "--help", "help":
-		fs.Usage()
-		return nil
-	}
-	fmt.Fprintf(io.err, "smarthost dkim: unknown subcommand %q\n", args[0])
-	fs.Usage()
-	return errUsage
+	return runSubcommand("dkim", dkimSynopsis, map[string]func([]string, stdio) error{
+		"keygen": runDKIMKeygen, "record": runDKIMRecord, "testkey": runDKIMTestkey}, args, io)
 }
 
 // runDKIMKeygen is `dkim keygen`: it writes a new key and prints its record.

@@ -19,21 +19,7 @@ const dnsCheckTimeout = 5 * time.Minute
 
 // runDNS dispatches the dns subcommands.
 func runDNS(args []string, io stdio) error {
-	fs := newFlagSet("dns", dnsSynopsis, io)
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	switch args[0] {
-	case "check":
-		return runDNSCheck(args[1:], io)
-	case "-h", "-help", "--help", "help":
-		fs.Usage()
-		return nil
-	}
-	fmt.Fprintf(io.err, "smarthost dns: unknown subcommand %q\n", args[0])
-	fs.Usage()
-	return errUsage
+	return runSubcommand("dns", dnsSynopsis, map[string]func([]string, stdio) error{"check": runDNSCheck}, args, io)
 }
 
 // runDNSCheck is `dns check DOMAIN`: the report of relay/dnscheck for

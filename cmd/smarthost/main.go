@@ -36,6 +36,27 @@ var commands = map[string]command{
 	"version": {"print the version", runVersion},
 }
 
+// runSubcommand runs the subcommand of `smarthost NAME` that args[0]
+// names, printing synopsis when there is none or it is unknown.
+func runSubcommand(name, synopsis string, subs map[string]func([]string, stdio) error, args []string, io stdio) error {
+	fs := newFlagSet(name, synopsis, io)
+	if len(args) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if sub, ok := subs[args[0]]; ok {
+		return sub(args[1:], io)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fs.Usage()
+		return nil
+	}
+	fmt.Fprintf(io.err, "smarthost %s: unknown subcommand %q\n", name, args[0])
+	fs.Usage()
+	return errUsage
+}
+
 // errUsage marks an error already explained by the flag set's usage output.
 var errUsage = errors.New("usage")
 
