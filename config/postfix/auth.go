@@ -51,18 +51,8 @@ func (im *importer) senders() {
 	var users []string
 	patterns := map[string][]string{}
 	var notes []string
-	for _, item := range refs {
-		ref, ok := parseTableRef(item)
-		if !ok {
-			notes = append(notes, fmt.Sprintf("smtpd_sender_login_maps: %s is not a lookup table", item))
-			continue
-		}
-		t, err := im.r.readTable(ref)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("smtpd_sender_login_maps: %s: %v", ref, err))
-			continue
-		}
-		comments = append(comments, "from "+t.source+" ("+ref.raw+"), turned around: sender address → logins becomes user → sender patterns")
+	for t := range im.tables("smtpd_sender_login_maps", refs, func(n string) { notes = append(notes, n) }) {
+		comments = append(comments, "from "+t.source+" ("+t.ref.raw+"), turned around: sender address → logins becomes user → sender patterns")
 		notes = append(notes, t.problems...)
 		for _, e := range t.entries {
 			p, err := senderPattern(e.key)

@@ -146,18 +146,8 @@ func (im *importer) tlsPolicy() {
 		im.untranslated(b, unknownNote(im.main.source("smtp_tls_policy_maps"), unknown))
 	}
 	seen := map[string]bool{}
-	for _, item := range refs {
-		ref, ok := parseTableRef(item)
-		if !ok {
-			im.untranslated(b, fmt.Sprintf("smtp_tls_policy_maps: %s is not a lookup table", item))
-			continue
-		}
-		t, err := im.r.readTable(ref)
-		if err != nil {
-			im.untranslated(b, fmt.Sprintf("smtp_tls_policy_maps: %s: %v", ref, err))
-			continue
-		}
-		comments := []string{src, "from " + t.source + " (" + ref.raw + ")"}
+	for t := range im.tables("smtp_tls_policy_maps", refs, func(n string) { im.untranslated(b, n) }) {
+		comments := []string{src, "from " + t.source + " (" + t.ref.raw + ")"}
 		for _, p := range t.problems {
 			im.untranslated(b, p)
 		}

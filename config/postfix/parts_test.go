@@ -382,3 +382,31 @@ func TestLimits_SmallMessageSizeLimitsLinesToo(t *testing.T) {
 		}
 	}
 }
+
+// tables yields the readable tables a parameter lists, in order, and
+// notes every item that is not a lookup table or cannot be read, naming
+// the parameter.
+func TestImporterTables_YieldsReadableAndNotesTheRest(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	p := filepath.Join(root, "etc/postfix/transport")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("example.com smtp:[home.example.com]:10025\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im := &importer{r: reader{root: root}}
+	var notes, got []string
+	refs := []string{"not-a-table", "hash:/etc/postfix/missing", "hash:/etc/postfix/transport", "inline:{ a.example=b }"}
+	for tab := range im.tables("transport_maps", refs, func(n string) { notes = append(notes, n) }) {
+		got = append(got, tab.ref.raw)
+	}
+	if want := []string{"hash:/etc/postfix/transport", "inline:{ a.example=b }"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tables yielded %q, want %q", got, want)
+	}
+	if len(notes) != 2 || notes[0] != "transport_maps: not-a-table is not a lookup table" ||
+		!strings.HasPrefix(notes[1], "transport_maps: hash:/etc/postfix/missing: ") {
+		t.Errorf("notes = %q, want the item that is no table, then the unreadable one, each naming transport_maps", notes)
+	}
+}

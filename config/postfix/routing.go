@@ -25,17 +25,7 @@ func (im *importer) relayRecipients() {
 	}
 	var file string
 	var inline, notes []string
-	for _, item := range refs {
-		ref, ok := parseTableRef(item)
-		if !ok {
-			notes = append(notes, fmt.Sprintf("relay_recipient_maps: %s is not a lookup table", item))
-			continue
-		}
-		t, err := im.r.readTable(ref)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("relay_recipient_maps: %s: %v", ref, err))
-			continue
-		}
+	for t := range im.tables("relay_recipient_maps", refs, func(n string) { notes = append(notes, n) }) {
 		notes = append(notes, t.problems...)
 		var keys []string
 		bad := len(t.problems) > 0
@@ -203,18 +193,8 @@ func (im *importer) transport(relayDomains []string) {
 		if len(unknown) > 0 {
 			im.untranslated(b, unknownNote(im.main.source("transport_maps"), unknown))
 		}
-		for _, item := range refs {
-			ref, ok := parseTableRef(item)
-			if !ok {
-				im.untranslated(b, fmt.Sprintf("transport_maps: %s is not a lookup table", item))
-				continue
-			}
-			t, err := im.r.readTable(ref)
-			if err != nil {
-				im.untranslated(b, fmt.Sprintf("transport_maps: %s: %v", ref, err))
-				continue
-			}
-			comments := []string{src, "from " + t.source + " (" + ref.raw + ")"}
+		for t := range im.tables("transport_maps", refs, func(n string) { im.untranslated(b, n) }) {
+			comments := []string{src, "from " + t.source + " (" + t.ref.raw + ")"}
 			for _, p := range t.problems {
 				im.untranslated(b, p)
 			}

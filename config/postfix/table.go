@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,6 +121,29 @@ var indexedTypes = map[string]string{
 // errNotTranslatable marks a table the importer cannot read, with the
 // reason in the message.
 var errNotTranslatable = errors.New("not translatable")
+
+// tables yields, in order, each lookup table that param's refs list; an
+// item that is not a lookup table or cannot be read goes to note instead,
+// as "param: …".
+func (im *importer) tables(param string, refs []string, note func(string)) iter.Seq[*table] {
+	return func(yield func(*table) bool) {
+		for _, item := range refs {
+			ref, ok := parseTableRef(item)
+			if !ok {
+				note(fmt.Sprintf("%s: %s is not a lookup table", param, item))
+				continue
+			}
+			t, err := im.r.readTable(ref)
+			if err != nil {
+				note(fmt.Sprintf("%s: %s: %v", param, ref, err))
+				continue
+			}
+			if !yield(t) {
+				return
+			}
+		}
+	}
+}
 
 // readTable reads a table's entries. Keys are lower-cased, as postmap does
 // without -f. It reads the source text of hash, btree, cdb, lmdb, dbm and
