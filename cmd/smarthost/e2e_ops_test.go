@@ -26,6 +26,7 @@ import (
 
 	"smarthost/queue"
 	"smarthost/relay/interop"
+	"smarthost/relay/sdnotify/sdnotifytest"
 	"smarthost/relay/sink"
 )
 
@@ -63,30 +64,6 @@ func opsMessage(id string) string {
 	return "From: alice@example.test\r\nTo: bob@example.net\r\nSubject: ops\r\nMessage-ID: <" + id + "@example.test>\r\n\r\nbody " + id + "\r\n"
 }
 
-// notifySocket plays systemd: it collects what the service sends to
-// NOTIFY_SOCKET.
-func notifySocket(t *testing.T) (string, <-chan string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	got := make(chan string, 64)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			got <- string(buf[:n])
-		}
-	}()
-	return path, got
-}
-
 // expectNotify waits for a notification starting with prefix, skipping
 // watchdog pings.
 func expectNotify(t *testing.T, got <-chan string, prefix string) {
@@ -116,7 +93,7 @@ func TestE2E_ServeSpeaksSystemdNotify(t *testing.T) {
 	sinkAddr := serveSink(t, s)
 	c := opsConfig(t, sinkAddr)
 	path := c.write(t)
-	socket, got := notifySocket(t)
+	socket, got := sdnotifytest.Socket(t)
 	t.Setenv("NOTIFY_SOCKET", socket)
 	t.Setenv("WATCHDOG_USEC", "200000")
 	child := startChild(t, path, "submission")

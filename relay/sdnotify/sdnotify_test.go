@@ -2,35 +2,12 @@ package sdnotify
 
 import (
 	"context"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// listen plays the service manager: a unixgram socket collecting states.
-func listen(t *testing.T) (string, <-chan string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	got := make(chan string, 16)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			got <- string(buf[:n])
-		}
-	}()
-	return path, got
-}
+	"smarthost/relay/sdnotify/sdnotifytest"
+)
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
@@ -47,7 +24,7 @@ func recv(t *testing.T, got <-chan string) string {
 
 func TestNotifier_SendsStatesToTheSocket(t *testing.T) {
 	t.Parallel()
-	path, got := listen(t)
+	path, got := sdnotifytest.Socket(t)
 	n := New(env(map[string]string{"NOTIFY_SOCKET": path}))
 	if !n.Enabled() {
 		t.Fatal("Enabled() = false with NOTIFY_SOCKET set")
@@ -68,7 +45,7 @@ func TestNotifier_SendsStatesToTheSocket(t *testing.T) {
 
 func TestNotifier_WatchdogPingsWhileHealthy(t *testing.T) {
 	t.Parallel()
-	path, got := listen(t)
+	path, got := sdnotifytest.Socket(t)
 	n := New(env(map[string]string{"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
